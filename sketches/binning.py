@@ -168,7 +168,7 @@ class Binning:
 
     @classmethod
     def read(cls, r: Reader) -> Binning:
-        shift = r.float()
+        shift = r.read_float()
         b = r.floats(_MAX_BOUNDARIES)
         check(math.isfinite(shift), r.name, "non-finite shift")
         check(bool(np.isfinite(b).all()), r.name, "non-finite boundary")

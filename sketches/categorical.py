@@ -194,8 +194,14 @@ class CategoricalCounter:
     def to_bytes(self) -> bytes:
         """Compact versioned encoding (kind 4)."""
         w = Writer(_KIND, _VERSION)
-        w.pack("IIqqI", self.max_categories, self.max_length, self.other, self.missing,
-               len(self.counts))
+        w.pack(
+            "IIqqI",
+            self.max_categories,
+            self.max_length,
+            self.other,
+            self.missing,
+            len(self.counts),
+        )
         for cat, n in self.counts.items():
             w.raw(cat.encode("utf-8", "surrogatepass"))
             w.pack("q", n)
@@ -205,8 +211,13 @@ class CategoricalCounter:
     def from_bytes(cls, data: bytes) -> CategoricalCounter:
         """Decode :meth:`to_bytes`; raises :class:`DecodeError` on bad input."""
         r = Reader(data, _KIND, "CategoricalCounter", (_VERSION,))
-        max_categories, max_length, other, missing, n = (r.int("I"), r.int("I"), r.int(),
-                                                         r.int(), r.int("I"))
+        max_categories, max_length, other, missing, n = (
+            r.read_int("I"),
+            r.read_int("I"),
+            r.read_int(),
+            r.read_int(),
+            r.read_int("I"),
+        )
         check(max_categories >= 1 and max_length >= 1, r.name, "bad parameters")
         check(n <= max_categories, r.name, f"{n} categories exceed the cap {max_categories}")
         c = cls(max_categories, max_length)
@@ -218,7 +229,7 @@ class CategoricalCounter:
                 cat = raw.decode("utf-8", "surrogatepass")
             except UnicodeDecodeError as exc:
                 raise DecodeError(f"{r.name}: category name is not UTF-8") from exc
-            count = r.int()
+            count = r.read_int()
             check(count >= 0, r.name, "negative count")
             check(cat not in c.counts, r.name, f"duplicate category {cat!r}")
             c.counts[cat] = count
@@ -228,12 +239,14 @@ class CategoricalCounter:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CategoricalCounter):
             return NotImplemented
-        return (
-            (self.max_categories, self.max_length, self.other, self.missing)
-            == (other.max_categories, other.max_length, other.other, other.missing)
-            and {k: v for k, v in self.counts.items() if v}
-            == {k: v for k, v in other.counts.items() if v}
-        )
+        return (self.max_categories, self.max_length, self.other, self.missing) == (
+            other.max_categories,
+            other.max_length,
+            other.other,
+            other.missing,
+        ) and {k: v for k, v in self.counts.items() if v} == {
+            k: v for k, v in other.counts.items() if v
+        }
 
     __hash__ = None  # type: ignore[assignment]
 

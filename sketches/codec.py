@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +22,12 @@ from sketches.exceptions import DecodeError
 __all__ = ["MAGIC", "Reader", "Writer", "field_float", "field_int"]
 
 MAGIC = b"DL"
-_WIDTHS = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+_WIDTHS: dict[int, np.dtype[Any]] = {
+    1: np.dtype("<u1"),
+    2: np.dtype("<u2"),
+    4: np.dtype("<u4"),
+    8: np.dtype("<u8"),
+}
 
 
 class Writer:
@@ -73,8 +79,7 @@ class Reader:
     def _take(self, n: int) -> bytes:
         if n < 0 or self._pos + n > len(self._data):
             raise DecodeError(
-                f"{self.name}: truncated input ({len(self._data)} bytes, "
-                f"needed {self._pos + n})"
+                f"{self.name}: truncated input ({len(self._data)} bytes, needed {self._pos + n})"
             )
         out = self._data[self._pos : self._pos + n]
         self._pos += n
@@ -84,18 +89,18 @@ class Reader:
         fmt = "<" + fmt
         return struct.unpack(fmt, self._take(struct.calcsize(fmt)))
 
-    def int(self, fmt: str = "q") -> int:
+    def read_int(self, fmt: str = "q") -> int:
         (v,) = self.unpack(fmt)
         assert isinstance(v, int)
         return v
 
-    def float(self) -> float:
+    def read_float(self) -> float:
         (v,) = self.unpack("d")
         assert isinstance(v, float)
         return v
 
     def raw(self, limit: int = 1 << 20) -> bytes:
-        n = self.int("I")
+        n = self.read_int("I")
         if n > limit:
             raise DecodeError(f"{self.name}: field of {n} bytes exceeds the limit {limit}")
         return self._take(n)
@@ -107,13 +112,14 @@ class Reader:
             raise DecodeError(f"{self.name}: bad count width {width}")
         if n > limit:
             raise DecodeError(f"{self.name}: {n} counts exceed the limit {limit}")
-        arr = np.frombuffer(self._take(n * width), dtype=_WIDTHS[width])
+        arr: NDArray[Any] = np.frombuffer(self._take(n * width), dtype=_WIDTHS[width])
         if width == 8 and arr.size and int(arr.max()) >= 2**63:
             raise DecodeError(f"{self.name}: count out of range")
-        return arr.astype(np.int64)
+        out: NDArray[np.int64] = arr.astype(np.int64)
+        return out
 
     def floats(self, limit: int) -> NDArray[np.float64]:
-        n = self.int("I")
+        n = self.read_int("I")
         if n > limit:
             raise DecodeError(f"{self.name}: {n} values exceed the limit {limit}")
         return np.frombuffer(self._take(n * 8), dtype="<f8").astype(np.float64)
@@ -133,7 +139,7 @@ def field_int(fields: Mapping[str, object], key: str, name: str, default: int | 
     try:
         if isinstance(raw, bytes):
             raw = raw.decode()
-        value = int(raw)  # type: ignore[call-overload]
+        value: int = int(raw)  # type: ignore[call-overload]
     except (TypeError, ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"{name}: field {key!r} is not an integer: {raw!r}") from exc
     return value
@@ -149,7 +155,7 @@ def field_float(
     try:
         if isinstance(raw, bytes):
             raw = raw.decode()
-        value = float(raw)  # type: ignore[arg-type]
+        value: float = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"{name}: field {key!r} is not a number: {raw!r}") from exc
     return value

@@ -223,8 +223,8 @@ class ReferenceHistogram:
         """Decode :meth:`to_bytes`; raises :class:`~sketches.DecodeError` on bad input."""
         r = Reader(data, _KIND, "ReferenceHistogram", (_VERSION,))
         h = cls(Binning.read(r))
-        h.missing, h.rejected = r.int(), r.int()
-        h.sumsq, h.min, h.max = r.float(), r.float(), r.float()
+        h.missing, h.rejected = r.read_int(), r.read_int()
+        h.sumsq, h.min, h.max = r.read_float(), r.read_float(), r.read_float()
         nb = h.binning.num_bins
         counts = r.counts(nb)
         sums = r.floats(nb)
@@ -252,6 +252,5 @@ class ReferenceHistogram:
 
     def __repr__(self) -> str:
         return (
-            f"ReferenceHistogram(count={self.count}, missing={self.missing}, "
-            f"bins={self.binning!r})"
+            f"ReferenceHistogram(count={self.count}, missing={self.missing}, bins={self.binning!r})"
         )

@@ -48,14 +48,22 @@ class LogarithmicMapping:
         object.__setattr__(self, "multiplier", multiplier)
         # keys are stored as int32 in the byte encoding: keep them in range
         span = (2**31 - 2) / multiplier  # in powers of two
-        lo = sys.float_info.min * gamma if span > 1021 else max(sys.float_info.min * gamma, 2.0**-span)
-        hi = sys.float_info.max / gamma if span > 1023 else min(sys.float_info.max / gamma, 2.0**span)
+        lo = (
+            sys.float_info.min * gamma
+            if span > 1021
+            else max(sys.float_info.min * gamma, 2.0**-span)
+        )
+        hi = (
+            sys.float_info.max / gamma
+            if span > 1023
+            else min(sys.float_info.max / gamma, 2.0**span)
+        )
         object.__setattr__(self, "min_indexable", lo)
         object.__setattr__(self, "max_indexable", hi)
 
     def key(self, value: float) -> int:
         """Key of one positive value (``min_indexable <= value``)."""
-        return int(math.ceil(math.log(value, 2) * self.multiplier))
+        return math.ceil(math.log(value, 2) * self.multiplier)
 
     def keys(self, values: NDArray[np.float64]) -> NDArray[np.int64]:
         """Keys of an array of positive values, without a Python loop."""

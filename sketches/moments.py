@@ -118,9 +118,7 @@ class Moments:
     @staticmethod
     def field_op(name: str) -> str:
         """``"add"``, ``"min"``, ``"max"``, or ``"chan"`` for ``n``/``mu``/``m2``."""
-        return {"lo": "min", "hi": "max", "n": "chan", "mu": "chan", "m2": "chan"}.get(
-            name, "add"
-        )
+        return {"lo": "min", "hi": "max", "n": "chan", "mu": "chan", "m2": "chan"}.get(name, "add")
 
     @classmethod
     def from_fields(cls, fields: Mapping[Any, Any]) -> Moments:
@@ -142,16 +140,24 @@ class Moments:
     def to_bytes(self) -> bytes:
         """Compact versioned encoding (kind 5)."""
         w = Writer(_KIND, _VERSION)
-        w.pack("qqqdddd", self.count, self.missing, self.rejected, self.mean, self.m2,
-               self.min, self.max)
+        w.pack(
+            "qqqdddd",
+            self.count,
+            self.missing,
+            self.rejected,
+            self.mean,
+            self.m2,
+            self.min,
+            self.max,
+        )
         return w.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Moments:
         r = Reader(data, _KIND, "Moments", (_VERSION,))
         m = cls()
-        m.count, m.missing, m.rejected = r.int(), r.int(), r.int()
-        m.mean, m.m2, m.min, m.max = r.float(), r.float(), r.float(), r.float()
+        m.count, m.missing, m.rejected = r.read_int(), r.read_int(), r.read_int()
+        m.mean, m.m2, m.min, m.max = r.read_float(), r.read_float(), r.read_float(), r.read_float()
         r.done()
         check(min(m.count, m.missing, m.rejected) >= 0, r.name, "negative count")
         if m.count:
@@ -164,7 +170,11 @@ class Moments:
         if not isinstance(other, Moments):
             return NotImplemented
         if (self.count, self.missing, self.rejected, self.min, self.max) != (
-            other.count, other.missing, other.rejected, other.min, other.max
+            other.count,
+            other.missing,
+            other.rejected,
+            other.min,
+            other.max,
         ):
             return False
         if self.count == 0:

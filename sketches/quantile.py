@@ -286,16 +286,16 @@ class QuantileSketch:
         """Decode :meth:`to_bytes`; raises :class:`DecodeError` on bad input."""
         name = "QuantileSketch"
         r = Reader(data, _KIND, name, (_VERSION,))
-        alpha = r.float()
-        max_buckets = r.int("I")
+        alpha = r.read_float()
+        max_buckets = r.read_int("I")
         check(0.0 < alpha < 1.0, name, f"bad alpha {alpha!r}")
         check(2 <= max_buckets <= _MAX_BUCKETS_LIMIT, name, f"bad max_buckets {max_buckets}")
         sk = cls(alpha, max_buckets)
-        sk.zero_count, sk.missing, sk.rejected = (r.int() for _ in range(3))
-        sk.sum, sk.min, sk.max = (r.float() for _ in range(3))
+        sk.zero_count, sk.missing, sk.rejected = (r.read_int() for _ in range(3))
+        sk.sum, sk.min, sk.max = (r.read_float() for _ in range(3))
         check(min(sk.zero_count, sk.missing, sk.rejected) >= 0, name, "negative count")
         for store in (sk.positive, sk.negative):
-            store.offset = r.int("i")
+            store.offset = r.read_int("i")
             store.counts = r.counts(max_buckets)
             check(is_nonneg(store.counts), name, "negative bucket count")
         r.done()
@@ -327,5 +327,3 @@ class QuantileSketch:
             f"QuantileSketch(alpha={self.alpha}, count={self.count}, missing={self.missing}, "
             f"buckets={self.num_buckets})"
         )
-
-

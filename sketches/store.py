@@ -103,9 +103,7 @@ class DenseStore:
             self.add_counts(other.offset, other.counts)
 
 
-def _fold(
-    counts: NDArray[np.int64], lo: int, floor: int
-) -> tuple[NDArray[np.int64], int]:
+def _fold(counts: NDArray[np.int64], lo: int, floor: int) -> tuple[NDArray[np.int64], int]:
     """Fold every key below ``floor`` into ``floor``."""
     if lo >= floor:
         return counts, lo
