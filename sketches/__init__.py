@@ -26,6 +26,7 @@ from sketches.registry import (
     FeatureKind,
     default_method,
     drift,
+    drift_many,
 )
 from sketches.result import DriftResult
 from sketches.transport import energy_distance, ks_test, wasserstein, wasserstein_normalized
@@ -50,6 +51,7 @@ __all__ = [
     "chi_square",
     "default_method",
     "drift",
+    "drift_many",
     "energy_distance",
     "hellinger",
     "jensen_shannon",

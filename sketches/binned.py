@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+from scipy import special
 
 from sketches.categorical import CategoricalCounter
 from sketches.histogram import ReferenceHistogram
@@ -146,17 +146,14 @@ def chi_square(
         side = "reference" if nr == 0 else "current"
         return DriftResult.undefined("chi2", threshold, nr, nc, f"empty {side}", True)
     keep = (r + c) > 0
-    table = np.vstack([r[keep], c[keep]])
-    if table.shape[1] < 2:
+    r, c = r[keep], c[keep]
+    if r.size < 2:
         return DriftResult("chi2", 0.0, threshold, False, nr, nc, p_value=1.0)
-    res = stats.chi2_contingency(table, correction=False)
-    p_value = float(res.pvalue)
-    return DriftResult(
-        "chi2",
-        float(res.statistic),
-        threshold,
-        bool(p_value < threshold),
-        nr,
-        nc,
-        p_value=p_value,
-    )
+    # chi-square test of homogeneity on the 2 x k table (chi2_contingency's
+    # statistic without continuity correction), in closed form: it is faster
+    col = r + c
+    n = nr + nc
+    er, ec = col * (nr / n), col * (nc / n)
+    stat = float(np.sum((r - er) ** 2 / er) + np.sum((c - ec) ** 2 / ec))
+    p_value = float(special.chdtrc(r.size - 1, stat))
+    return DriftResult("chi2", stat, threshold, bool(p_value < threshold), nr, nc, p_value=p_value)

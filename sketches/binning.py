@@ -51,6 +51,9 @@ class Binning:
     _lut: tuple[float, float, NDArray[np.int32], NDArray[np.float64], NDArray[np.float64], bool] = (
         field(init=False, repr=False)
     )
+    _edges: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         b = np.ascontiguousarray(self.boundaries, dtype=np.float64).ravel()
@@ -65,6 +68,11 @@ class Binning:
         b.setflags(write=False)
         object.__setattr__(self, "boundaries", b)
         object.__setattr__(self, "_lut", _build_lut(b))
+        lo, hi = np.concatenate([[-np.inf], b]), np.concatenate([b, [np.inf]])
+        point = np.isfinite(lo) & (np.nextafter(lo, np.inf) == hi)
+        for arr in (lo, hi, point):
+            arr.setflags(write=False)
+        object.__setattr__(self, "_edges", (lo, hi, point))
 
     # -- construction ----------------------------------------------------
     @classmethod
@@ -112,14 +120,11 @@ class Binning:
 
     def bin_edges(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Lower and upper edge of every value bin (``-inf``/``inf`` outside)."""
-        b = self.boundaries
-        return np.concatenate([[-np.inf], b]), np.concatenate([b, [np.inf]])
+        return self._edges[0], self._edges[1]
 
     def point_bins(self) -> NDArray[np.bool_]:
         """True for bins ``[v, nextafter(v))`` that hold exactly one value."""
-        lo, hi = self.bin_edges()
-        out: NDArray[np.bool_] = np.isfinite(lo) & (np.nextafter(lo, np.inf) == hi)
-        return out
+        return self._edges[2]
 
     def index(self, values: NDArray[np.float64]) -> NDArray[np.intp]:
         """Bin of every finite value: ``searchsorted(boundaries, values, "right")``."""

@@ -62,17 +62,20 @@ def main() -> int:
         for _ in range(10):  # ten batches per window, folded into the same sketches
             batch = _sample(rng, 500, drifted=drifting)
             for f in FEATURES:
-                cur[f].update_many(batch[f])  # type: ignore[union-attr]
+                cur[f].update_many(batch[f])
             latency.update_many(rng.lognormal(3.0, 0.4, 500))
         cells = []
         for f in FEATURES:
-            res = drift(refs[f], cur[f])  # type: ignore[arg-type]
+            res = drift(refs[f], cur[f])
             mark = "DRIFT" if res.drifted else "ok"
             cells.append(f"{res.method}={res.score:.3f} {mark:>5s}")
             if res.drifted:
                 flagged[f].append(w)
-        print(f"{w:>6d}  " + "  ".join(f"{c:>22s}" for c in cells) +
-              f"  {latency.quantile(0.99):9.1f} ms")
+        print(
+            f"{w:>6d}  "
+            + "  ".join(f"{c:>22s}" for c in cells)
+            + f"  {latency.quantile(0.99):9.1f} ms"
+        )
     print("\nsummary:")
     ok = True
     for f in FEATURES:
@@ -80,8 +83,11 @@ def main() -> int:
         print(f"  {f:8s} drifted in windows {wins}" if wins else f"  {f:8s} stable")
         expected = list(range(DRIFT_FROM, WINDOWS + 1)) if f in DRIFTED else []
         ok &= wins == expected
-    print("\nevery injected drift was caught and nothing else was flagged" if ok
-          else "\nunexpected result: see the table above")
+    print(
+        "\nevery injected drift was caught and nothing else was flagged"
+        if ok
+        else "\nunexpected result: see the table above"
+    )
     return 0 if ok else 1
 
 

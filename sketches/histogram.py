@@ -156,7 +156,7 @@ class ReferenceHistogram:
 
     def check_same_bins(self, other: ReferenceHistogram) -> None:
         """Raise :class:`IncompatibleSketchError` unless both use the same bins."""
-        if self.binning != other.binning:
+        if self.binning is not other.binning and self.binning != other.binning:
             raise IncompatibleSketchError(
                 f"histograms use different bins: {self.binning!r} vs {other.binning!r}"
             )

@@ -1,32 +1,19 @@
-"""Distances on the real line from two reference-binned histograms:
+"""Distances on the real line between two reference-binned histograms:
 Kolmogorov–Smirnov, Wasserstein-1 and energy distance.
 
-**Model.** A histogram knows, per bin, the count and the mean of its values. In
-each bin a sample is modelled as uniform on the widest sub-interval of the bin
-with that mean (``[lo, 2m - lo]`` or ``[2m - hi, hi]``); a point bin is a
-point mass; an open outer bin is ``[2m - b_0, b_0]`` or ``[b_K, 2m - b_K]``.
-Both cumulative distributions are then piecewise linear with knots shared on
-one grid, and ``D = F_ref - F_cur`` is linear between knots, so the integrals
-below are computed in closed form, with no sampling.
+KS and Wasserstein-1 come from :class:`~sketches.linestack.PairStack`, whose
+docstring derives their bounds: ``W_sketch <= W_exact <= W_sketch +
+error_bound`` (exact beyond the reference range and on discrete data) and
+``KS_exact - error_bound <= KS_sketch <= KS_exact``, with ``error_bound`` the
+largest inner-bin mass of either side (about 0.01 at 100 equal-mass bins).
 
-**Bounds** (``pm_i = max(r_i, c_i)``, the larger of the two bin masses):
-
-* KS: within a bin ``D`` moves by at most ``pm_i``, and the model agrees with the
-  data at every bin edge, so ``|KS_sketch - KS_exact| <= max_i pm_i`` over
-  non-point inner bins (outer bins: both sides are monotone there, exact).
-  At 100 equal-mass reference bins that is 0.01 plus whatever extra mass the
-  current sample puts into one bin; measured error on continuous data is far
-  below it (see the tests). Reported as ``error_bound``.
-* Wasserstein-1: the model has the exact ``∫ D`` over every bin (it keeps each
-  bin's mean), so it is exact wherever ``D`` keeps its sign over a bin, which
-  includes the outer bins beyond the reference range: tails are counted
-  exactly. ``D`` can change sign only in a bin where ``|D(lo)| <= pm_i``, and
-  there it errs by at most ``2 · width_i · pm_i``; the sum over such bins is
-  the reported ``error_bound``. Exact on discrete data (point bins have width 0).
-* Energy distance ``sqrt(2 ∫ D²)`` (``scipy.stats.energy_distance``): exact
-  where the data are discrete; otherwise no closed-form bound is reported
-  (``error_bound`` is NaN); measured within 0.02 of the exact value in units
-  of ``sqrt(σ_ref)`` from 1,000 values per side.
+**Energy distance** ``sqrt(2 ∫ D²)`` (``scipy.stats.energy_distance``) needs
+``D`` inside bins: each side is modelled, per bin, as uniform on the widest
+sub-interval of the bin with that bin's mean (``[lo, 2m - lo]`` or
+``[2m - hi, hi]``; point bins are point masses), so both CDFs are piecewise
+linear and ``∫ D²`` is computed in closed form. Exact on discrete data; no
+closed-form bound otherwise (``error_bound`` is NaN); measured within 0.02 of
+the exact value, in units of ``sqrt(σ_ref)``, from 1,000 values per side.
 
 **Missing values** count as drift mass, never dropped. KS runs on the line
 extended by one point after +inf that holds the missing values (so a change of
@@ -39,121 +26,96 @@ missing values this is plain W1.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+from scipy import special
 
 from sketches.histogram import ReferenceHistogram
+from sketches.linestack import PairStack
 from sketches.result import DriftResult
 
-__all__ = ["energy_distance", "ks_test", "wasserstein", "wasserstein_normalized"]
+__all__ = [
+    "energy_distance",
+    "ks_test",
+    "ks_test_many",
+    "wasserstein",
+    "wasserstein_normalized",
+    "wasserstein_normalized_many",
+]
 
 
 @dataclass(frozen=True)
-class _Pieces:
-    """A sample as uniform pieces ``[a_i, b_i]`` with masses ``p_i`` (sum 1)."""
+class _Profile:
+    """``D = F_ref - F_cur`` per bin as linear pieces between 6 sorted points:
+    ``x0``/``x1`` the ends of each piece (shape ``(bins, 5)``), ``d0``/``d1`` the
+    values of ``D`` just right of ``x0`` and just left of ``x1``."""
 
-    a: NDArray[np.float64]
-    b: NDArray[np.float64]
-    p: NDArray[np.float64]
-    before: NDArray[np.float64]  # mass of all earlier pieces
-
-    def cdf(self, x: NDArray[np.float64], side: str) -> NDArray[np.float64]:
-        """F(x) (``side="right"``) or F(x⁻) (``side="left"``)."""
-        j = np.searchsorted(self.a, x, side=side) - 1  # type: ignore[call-overload]
-        jj = np.maximum(j, 0)
-        a, b, p = self.a[jj], self.b[jj], self.p[jj]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(b > a, (x - a) / (b - a), 1.0)
-        out: NDArray[np.float64] = np.where(
-            j >= 0, self.before[jj] + p * np.clip(frac, 0.0, 1.0), 0.0
-        )
-        return out
+    x0: NDArray[np.float64]
+    x1: NDArray[np.float64]
+    d0: NDArray[np.float64]
+    d1: NDArray[np.float64]
 
 
-def _pieces(
-    h: ReferenceHistogram,
-    lo_edge: NDArray[np.float64],
-    hi_edge: NDArray[np.float64],
-    point: NDArray[np.bool_],
-) -> _Pieces:
-    counts = h.counts
-    keep = counts > 0
-    lo, hi, c = lo_edge[keep], hi_edge[keep], counts[keep].astype(np.float64)
-    m = h.bin_means()[keep]
-    pt = point[keep]
-    # clip the mean into its bin (rounding of shifted sums)
-    m = np.clip(m, lo, hi)
+def _uniform_piece(
+    h: ReferenceHistogram, lo: NDArray[np.float64], hi: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Ends ``[a, b]`` of the uniform piece per bin (NaN where the bin is empty)."""
+    m = np.clip(h.bin_means(), lo, hi)  # clip rounding of the shifted sums
     flo, fhi = np.isfinite(lo), np.isfinite(hi)
-    mid = np.where(flo & fhi, 0.5 * (np.where(flo, lo, 0.0) + np.where(fhi, hi, 0.0)), 0.0)
-    # uniform from the lower edge when the mean is in the lower half (or the bin
-    # is the open top bin), else up to the upper edge (or the open bottom bin)
+    mid = 0.5 * (np.where(flo, lo, 0.0) + np.where(fhi, hi, 0.0))
+    # from the lower edge when the mean is in the lower half (or the bin is the
+    # open top bin), else up to the upper edge (or the open bottom bin)
     from_lo = np.where(flo & fhi, m <= mid, flo)
-    a = np.where(pt, lo, np.where(from_lo, lo, 2 * m - hi))
-    b = np.where(pt, lo, np.where(from_lo, 2 * m - lo, hi))
-    p = c / c.sum()
-    before = np.concatenate([[0.0], np.cumsum(p)[:-1]])
-    return _Pieces(a, b, p, before)
+    a = np.where(from_lo, lo, 2 * m - hi)
+    b = np.where(from_lo, 2 * m - lo, hi)
+    return a, b
 
 
-@dataclass(frozen=True)
-class _Comparison:
-    grid: NDArray[np.float64]
-    d_right: NDArray[np.float64]  # D just right of each grid point
-    d_left: NDArray[np.float64]  # D just left of each grid point
-    pm: NDArray[np.float64]  # per value bin: larger bin mass of the two (present values)
-    widths: NDArray[np.float64]  # per value bin: finite width of the data it may hold
-    d_at_lo: NDArray[np.float64]  # per value bin: D at its lower edge
+def _share(
+    x: NDArray[np.float64], a: NDArray[np.float64], b: NDArray[np.float64], right: bool
+) -> NDArray[np.float64]:
+    """Share of a bin's uniform piece ``[a, b]`` below ``x`` (right or left limit)."""
+    a2, b2 = a[:, None], b[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.clip((x - a2) / (b2 - a2), 0.0, 1.0)
+    step = (x >= a2) if right else (x > a2)
+    out: NDArray[np.float64] = np.where(b2 > a2, frac, step)
+    return out
 
 
-def _compare(ref: ReferenceHistogram, cur: ReferenceHistogram) -> _Comparison:
+def _profile(ref: ReferenceHistogram, cur: ReferenceHistogram) -> _Profile:
     lo, hi = ref.binning.bin_edges()
     point = ref.binning.point_bins()
-    pr, pc = _pieces(ref, lo, hi, point), _pieces(cur, lo, hi, point)
-    grid = np.unique(np.concatenate([pr.a, pr.b, pc.a, pc.b]))
-    d_right = pr.cdf(grid, "right") - pc.cdf(grid, "right")
-    d_left = pr.cdf(grid, "left") - pc.cdf(grid, "left")
-    # per-bin envelope used by the error bounds
-    rmass = ref.counts / max(ref.count, 1)
-    cmass = cur.counts / max(cur.count, 1)
-    pm = np.maximum(rmass, cmass)
-    data_lo = min(ref.min, cur.min)
-    data_hi = max(ref.max, cur.max)
-    widths = np.minimum(hi, data_hi) - np.maximum(lo, data_lo)
-    widths = np.where(point | (widths < 0), 0.0, widths)
-    cum_r = np.concatenate([[0.0], np.cumsum(rmass)[:-1]])
-    cum_c = np.concatenate([[0.0], np.cumsum(cmass)[:-1]])
-    return _Comparison(grid, d_right, d_left, pm, widths, cum_r - cum_c)
+    nr, nc = max(ref.count, 1), max(cur.count, 1)
+    pr, pc = ref.counts / nr, cur.counts / nc
+    ar, br = _uniform_piece(ref, lo, hi)
+    ac, bc = _uniform_piece(cur, lo, hi)
+    with np.errstate(invalid="ignore"):
+        left = np.where(np.isfinite(lo), lo, np.fmin(ar, ac))
+        right = np.where(point, left, np.where(np.isfinite(hi), hi, np.fmax(br, bc)))
+    left = np.nan_to_num(left, nan=0.0)
+    right = np.nan_to_num(right, nan=0.0)
+    ar, br = np.where(pr > 0, ar, left), np.where(pr > 0, br, left)
+    ac, bc = np.where(pc > 0, ac, left), np.where(pc > 0, bc, left)
+    pts = np.sort(np.stack([left, ar, br, ac, bc, right], axis=1), axis=1)
+    x0, x1 = pts[:, :-1], pts[:, 1:]
+    cum_r = np.cumsum(pr) - pr
+    cum_c = np.cumsum(pc) - pc
+    sr0, sr1 = _share(x0, ar, br, True), _share(x1, ar, br, False)
+    sc0, sc1 = _share(x0, ac, bc, True), _share(x1, ac, bc, False)
+    d_lo = (cum_r - cum_c)[:, None]
+    d0 = d_lo + pr[:, None] * sr0 - pc[:, None] * sc0
+    d1 = d_lo + pr[:, None] * sr1 - pc[:, None] * sc1
+    return _Profile(x0, x1, d0, d1)
 
 
-def _linear_abs_integral(
-    d0: NDArray[np.float64], d1: NDArray[np.float64], w: NDArray[np.float64]
-) -> float:
-    """Σ ∫ |D| over intervals where D is linear from d0 to d1."""
-    same = d0 * d1 >= 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cross = (d0 * d0 + d1 * d1) / (2 * (np.abs(d0) + np.abs(d1)))
-    per = np.where(same, 0.5 * (np.abs(d0) + np.abs(d1)), np.nan_to_num(cross))
-    return float(np.sum(w * per))
-
-
-def _present_w1_energy(
-    ref: ReferenceHistogram, cur: ReferenceHistogram
-) -> tuple[float, float, float]:
-    """W1, ∫D² and the W1 error bound on present values only."""
-    cmp = _compare(ref, cur)
-    g = cmp.grid
-    if g.size < 2:
-        return 0.0, 0.0, 0.0
-    w = np.diff(g)
-    d0, d1 = cmp.d_right[:-1], cmp.d_left[1:]
-    w1 = _linear_abs_integral(d0, d1, w)
-    sq = float(np.sum(w * (d0 * d0 + d0 * d1 + d1 * d1) / 3.0))
-    may_cross = np.abs(cmp.d_at_lo) <= cmp.pm
-    bound = float(np.sum(np.where(may_cross, 2.0 * cmp.widths * cmp.pm, 0.0)))
-    return w1, sq, bound
+def _square_integral(p: _Profile) -> float:
+    """∫ D² dx over all pieces."""
+    d0, d1 = p.d0, p.d1
+    return float(np.sum((p.x1 - p.x0) * (d0 * d0 + d0 * d1 + d1 * d1)) / 3.0)
 
 
 def _missing_share(h: ReferenceHistogram) -> float:
@@ -162,54 +124,118 @@ def _missing_share(h: ReferenceHistogram) -> float:
 
 def _undefined_reason(ref: ReferenceHistogram, cur: ReferenceHistogram) -> str | None:
     ref.check_same_bins(cur)
-    if ref.total == 0:
+    n_ref = ref.count
+    if n_ref + ref.missing == 0:
         return "empty reference"
-    if cur.total == 0:
+    if cur.missing == 0 and not cur.counts.any():
         return "empty current"
-    if ref.count == 0:
+    if n_ref == 0:
         return "reference has no non-missing values"
     return None
 
 
-def _raw_distance(
-    ref: ReferenceHistogram, cur: ReferenceHistogram, energy: bool
-) -> tuple[float, float, float]:
-    """Missing-aware W1 or energy distance in feature units, its bound, and the
-    unit that normalises it: σ_ref for W1, sqrt(σ_ref) for energy."""
-    sigma = ref.std if ref.count > 1 else 0.0
-    mr, mc = _missing_share(ref), _missing_share(cur)
-    w1 = sq = bound = 0.0
-    if cur.count:
-        w1, sq, bound = _present_w1_energy(ref, cur)
-    weight = 1.0 - max(mr, mc)
-    present = math.sqrt(2.0 * sq) if energy else w1
-    unit = math.sqrt(sigma) if energy else sigma  # energy distance scales as sqrt(x)
-    value = weight * present + abs(mr - mc) * unit
-    return value, (math.nan if energy else weight * bound), unit
-
-
-def _normalised(
-    method: str, ref: ReferenceHistogram, cur: ReferenceHistogram, threshold: float, energy: bool
-) -> DriftResult:
-    reason = _undefined_reason(ref, cur)
-    if reason is not None:
-        return DriftResult.undefined(method, threshold, ref.total, cur.total, reason, False)
-    value, bound, sigma = _raw_distance(ref, cur, energy)
-    if sigma > 0.0:
-        value, bound = value / sigma, bound / sigma
+def _present_distances(
+    refs: Sequence[ReferenceHistogram], curs: Sequence[ReferenceHistogram], energy: bool
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Distance between present values and its bound, per pair (0 if a side has none)."""
+    value, bound = np.zeros(len(refs)), np.zeros(len(refs))
+    idx = [i for i, c in enumerate(curs) if c.count]
+    if not idx:
+        return value, bound
+    if energy:
+        for i in idx:
+            value[i] = math.sqrt(2.0 * _square_integral(_profile(refs[i], curs[i])))
+        bound[idx] = math.nan
     else:
-        reason = "constant reference: any change is infinitely many standard deviations"
-        value, bound = (0.0 if value == 0.0 else math.inf), 0.0
-    return DriftResult(
-        method,
-        value,
-        threshold,
-        bool(value >= threshold),
-        ref.total,
-        cur.total,
-        error_bound=bound,
-        reason=reason,
-    )
+        stack = PairStack.build([refs[i] for i in idx], [curs[i] for i in idx])
+        value[idx], bound[idx] = stack.wasserstein()
+    return value, bound
+
+
+def _scaled_many(
+    method: str,
+    refs: Sequence[ReferenceHistogram],
+    curs: Sequence[ReferenceHistogram],
+    threshold: float | None,
+    energy: bool = False,
+    normalise: bool = True,
+) -> list[DriftResult]:
+    """Missing-aware W1 or energy distance for many pairs, normalised or raw.
+
+    ``threshold=None`` (raw W1 only) means 0.1 reference standard deviations.
+    """
+    reasons = [_undefined_reason(r, c) for r, c in zip(refs, curs, strict=True)]
+    ok = [i for i, why in enumerate(reasons) if why is None]
+    present, bound = _present_distances([refs[i] for i in ok], [curs[i] for i in ok], energy)
+    out: list[DriftResult] = []
+    j = 0
+    for i, (r, c) in enumerate(zip(refs, curs, strict=True)):
+        n_r, n_c = r.count, c.count
+        sigma = r.std if n_r > 1 else 0.0
+        limit = 0.1 * sigma if threshold is None else threshold
+        why = reasons[i]
+        if why is not None:
+            out.append(DriftResult.undefined(method, limit, r.total, c.total, why, False))
+            continue
+        mr, mc = r.missing / (n_r + r.missing), c.missing / (n_c + c.missing)
+        weight = 1.0 - max(mr, mc)
+        unit = math.sqrt(sigma) if energy else sigma  # energy distance scales as sqrt(x)
+        value = weight * float(present[j]) + abs(mr - mc) * unit
+        err = weight * float(bound[j])
+        j += 1
+        if normalise and unit > 0.0:
+            value, err = value / unit, err / unit
+        elif normalise:
+            why = "constant reference: any change is infinitely many standard deviations"
+            value, err = (0.0 if value == 0.0 else math.inf), 0.0
+        drifted = value >= limit if limit > 0 else value > 0
+        out.append(
+            DriftResult(
+                method,
+                value,
+                limit,
+                bool(drifted),
+                n_r + r.missing,
+                n_c + c.missing,
+                error_bound=err,
+                reason=why,
+            )
+        )
+    return out
+
+
+def _ks_many(
+    refs: Sequence[ReferenceHistogram], curs: Sequence[ReferenceHistogram], threshold: float
+) -> list[DriftResult]:
+    reasons = [_undefined_reason(r, c) for r, c in zip(refs, curs, strict=True)]
+    idx = [i for i, why in enumerate(reasons) if why is None and curs[i].count]
+    stat = np.zeros(len(refs))
+    bound = np.zeros(len(refs))
+    if idx:
+        stack = PairStack.build([refs[i] for i in idx], [curs[i] for i in idx])
+        stat[idx], bound[idx] = stack.ks()
+    out: list[DriftResult] = []
+    for i, (r, c) in enumerate(zip(refs, curs, strict=True)):
+        nr, nc = r.total, c.total
+        why = reasons[i]
+        if why is not None:
+            out.append(DriftResult.undefined("ks", threshold, nr, nc, why, True))
+            continue
+        d = float(stat[i]) if c.count else abs(_missing_share(r) - _missing_share(c))
+        p_value = float(special.kolmogorov(math.sqrt(nr * nc / (nr + nc)) * d))
+        out.append(
+            DriftResult(
+                "ks",
+                d,
+                threshold,
+                bool(p_value < threshold),
+                nr,
+                nc,
+                p_value=p_value,
+                error_bound=float(bound[i]),
+            )
+        )
+    return out
 
 
 def wasserstein(
@@ -219,32 +245,23 @@ def wasserstein(
 
     Default threshold: 0.1 reference standard deviations, in the feature's units.
     """
-    reason = _undefined_reason(reference, current)
-    sigma = reference.std if reference.count > 1 else 0.0
-    if threshold is None:
-        threshold = 0.1 * sigma if sigma > 0 else 0.0
-    if reason is not None:
-        return DriftResult.undefined(
-            "wasserstein", threshold, reference.total, current.total, reason, False
-        )
-    value, bound, _ = _raw_distance(reference, current, energy=False)
-    drifted = value >= threshold if threshold > 0 else value > 0
-    return DriftResult(
-        "wasserstein",
-        value,
-        threshold,
-        bool(drifted),
-        reference.total,
-        current.total,
-        error_bound=bound,
-    )
+    return _scaled_many("wasserstein", [reference], [current], threshold, normalise=False)[0]
 
 
 def wasserstein_normalized(
     reference: ReferenceHistogram, current: ReferenceHistogram, threshold: float = 0.1
 ) -> DriftResult:
     """Wasserstein-1 divided by the reference standard deviation (default 0.1)."""
-    return _normalised("wasserstein_norm", reference, current, threshold, energy=False)
+    return _scaled_many("wasserstein_norm", [reference], [current], threshold)[0]
+
+
+def wasserstein_normalized_many(
+    references: Sequence[ReferenceHistogram],
+    currents: Sequence[ReferenceHistogram],
+    threshold: float = 0.1,
+) -> list[DriftResult]:
+    """:func:`wasserstein_normalized` for many pairs in one stacked numpy pass."""
+    return _scaled_many("wasserstein_norm", references, currents, threshold)
 
 
 def energy_distance(
@@ -255,38 +272,25 @@ def energy_distance(
     ``sqrt(2 ∫ (F - G)²)`` grows as the square root of the feature's scale, so
     dividing by ``sqrt(σ_ref)`` makes it scale-free (a shift of 0.3 σ between
     two normals gives about 0.23). Missing values weigh ``|m_r - m_c|``.
-    Measured within 0.02 of the exact value from 1,000 values per side.
     """
-    return _normalised("energy", reference, current, threshold, energy=True)
+    return _scaled_many("energy", [reference], [current], threshold, energy=True)[0]
 
 
 def ks_test(
     reference: ReferenceHistogram, current: ReferenceHistogram, threshold: float = 0.05
 ) -> DriftResult:
-    """Two-sample Kolmogorov–Smirnov statistic with its asymptotic p-value
-    (``scipy.stats.kstwo`` at ``n·m/(n+m)``, as ``ks_2samp(method="asymp")``);
-    drifted when ``p_value < threshold``."""
-    reason = _undefined_reason(reference, current)
-    nr, nc = reference.total, current.total
-    if reason is not None:
-        return DriftResult.undefined("ks", threshold, nr, nc, reason, True)
-    mr, mc = _missing_share(reference), _missing_share(current)
-    stat, bound = abs(mr - mc), 0.0
-    if current.count:
-        lo, hi = reference.binning.bin_edges()
-        point = reference.binning.point_bins()
-        pr = _pieces(reference, lo, hi, point)
-        pc = _pieces(current, lo, hi, point)
-        g = np.unique(np.concatenate([pr.a, pr.b, pc.a, pc.b]))
-        # present-value CDFs scaled to the total: the missing mass sits after +inf
-        for side in ("right", "left"):
-            d = (1 - mr) * pr.cdf(g, side) - (1 - mc) * pc.cdf(g, side)
-            stat = max(stat, float(np.abs(d).max()))
-        inner = np.isfinite(lo) & np.isfinite(hi) & ~point
-        pm = np.maximum(reference.counts / nr, current.counts / nc)
-        bound = float(np.max(np.where(inner, pm, 0.0)))
-    en = nr * nc / (nr + nc)
-    p_value = float(stats.kstwo.sf(stat, np.round(en)))
-    return DriftResult(
-        "ks", stat, threshold, bool(p_value < threshold), nr, nc, p_value=p_value, error_bound=bound
-    )
+    """Two-sample Kolmogorov–Smirnov statistic with its asymptotic p-value from
+    the limiting Kolmogorov distribution, ``kolmogorov(sqrt(n·m/(n+m)) · D)``
+    (``scipy.special.kolmogorov``; constant time at any sample size, where the
+    finite-n ``kstwo`` takes 0.5 s at n = 500,000); ``n``, ``m`` count missing
+    values too. Drifted when ``p_value < threshold``."""
+    return _ks_many([reference], [current], threshold)[0]
+
+
+def ks_test_many(
+    references: Sequence[ReferenceHistogram],
+    currents: Sequence[ReferenceHistogram],
+    threshold: float = 0.05,
+) -> list[DriftResult]:
+    """:func:`ks_test` for many pairs in one stacked numpy pass."""
+    return _ks_many(references, currents, threshold)
