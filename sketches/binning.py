@@ -132,7 +132,8 @@ class Binning:
         if b.size == 0:
             return np.zeros(values.shape, dtype=np.intp)
         origin, inv_width, base, t1, t2, has_multi = self._lut
-        cell = ((values - origin) * inv_width).clip(0.0, _GRID + 1).astype(np.intp)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cell = ((values - origin) * inv_width).clip(0.0, _GRID + 1).astype(np.intp)
         out = base[cell] + (values >= t1[cell]) + (values >= t2[cell])
         if has_multi:
             slow = np.isnan(t2[cell])

@@ -196,7 +196,7 @@ class ReferenceHistogram:
         h.sumsq = field_float(f, "q", name, 0.0)
         nb = binning.num_bins
         for key in f:
-            if key[:1] in ("c", "s") and key[1:].isdigit():
+            if key[:1] in ("c", "s") and key[1:].isdecimal():
                 i = int(key[1:])
                 check(i < nb, name, f"field {key!r} beyond the {nb} bins of {binning!r}")
                 if key[0] == "c":

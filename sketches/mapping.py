@@ -63,11 +63,23 @@ class LogarithmicMapping:
 
     def key(self, value: float) -> int:
         """Key of one positive value (``min_indexable <= value``)."""
-        return math.ceil(math.log(value, 2) * self.multiplier)
+        return math.ceil(math.log(value) / math.log(2) * self.multiplier)
 
     def keys(self, values: NDArray[np.float64]) -> NDArray[np.int64]:
-        """Keys of an array of positive values, without a Python loop."""
-        return np.ceil(np.log2(values) * self.multiplier).astype(np.int64)
+        """Keys of an array of positive values, without a Python loop.
+
+        numpy's vectorised ``log`` may differ from ``math.log`` in the last
+        bit, which matters only for a value within rounding of a bucket edge:
+        those few (``|k - round(k)|`` below 1e-10 relative) are recomputed
+        with ``math.log``, so every key equals :meth:`key` and ddsketch's.
+        """
+        k = np.log(values) * (self.multiplier / math.log(2))
+        keys = np.ceil(k)
+        near = np.abs(k - np.rint(k)) <= 1e-10 * (np.abs(k) + 1.0)
+        if near.any():
+            idx = np.flatnonzero(near)
+            keys[idx] = [self.key(float(v)) for v in values[idx]]
+        return keys.astype(np.int64)
 
     def value(self, key: int) -> float:
         """Representative value of a key: within ``alpha`` of every value in it."""

@@ -254,7 +254,7 @@ class QuantileSketch:
         for prefix, store in (("p", sk.positive), ("m", sk.negative)):
             items = []
             for k in f:
-                if k[:1] == prefix and k[1:].lstrip("-").isdigit():
+                if k[:1] == prefix and k[1:].lstrip("-").isdecimal():
                     items.append((int(k[1:]), field_int(f, k, name)))
             if items:
                 keys = np.array([k for k, _ in items], dtype=np.int64)

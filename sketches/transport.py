@@ -5,7 +5,11 @@ KS and Wasserstein-1 come from :class:`~sketches.linestack.PairStack`, whose
 docstring derives their bounds: ``W_sketch <= W_exact <= W_sketch +
 error_bound`` (exact beyond the reference range and on discrete data) and
 ``KS_exact - error_bound <= KS_sketch <= KS_exact``, with ``error_bound`` the
-largest inner-bin mass of either side (about 0.01 at 100 equal-mass bins).
+largest inner-bin mass of either side *in the current window*. With no drift
+that is about 0.01 at 100 equal-mass bins; under drift it is larger, since
+the current data may pile into a few reference bins (measured up to 0.28 for
+KS and 1.26 σ_ref for W on the test shapes), while the measured error stays
+within 0.02 (KS) and 0.02 σ_ref (W) on continuous data at the default bins.
 
 **Energy distance** ``sqrt(2 ∫ D²)`` (``scipy.stats.energy_distance``) needs
 ``D`` inside bins: each side is modelled, per bin, as uniform on the widest
@@ -186,8 +190,9 @@ def _scaled_many(
         if normalise and unit > 0.0:
             value, err = value / unit, err / unit
         elif normalise:
-            why = "constant reference: any change is infinitely many standard deviations"
             value, err = (0.0 if value == 0.0 else math.inf), 0.0
+            if math.isinf(value):
+                why = "constant reference: any change is infinitely many standard deviations"
         drifted = value >= limit if limit > 0 else value > 0
         out.append(
             DriftResult(
