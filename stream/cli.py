@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from stream import commands as cmd
 from stream.exceptions import DriftlineError
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
@@ -81,6 +82,19 @@ COMMANDS: list[Command] = [
     Command(
         "up", "run the embedded Kafka broker and Redis until Ctrl-C", _add_up_arguments, _run_up
     ),
+    Command(
+        "worker",
+        "consume predictions into exactly-once window state; close windows",
+        cmd.add_worker_arguments,
+        cmd.run_worker,
+    ),
+    Command(
+        "baseline",
+        "register a model's baseline from a training file",
+        cmd.add_baseline_arguments,
+        cmd.run_baseline,
+    ),
+    Command("show", "print a closed window's result", cmd.add_show_arguments, cmd.run_show),
 ]
 
 

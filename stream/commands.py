@@ -1,0 +1,140 @@
+"""CLI subcommands that work on a configuration: ``worker``, ``baseline``, ``show``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+import orjson
+
+__all__ = ["add_baseline_arguments", "add_show_arguments", "add_worker_arguments"]
+__all__ += ["run_baseline", "run_show", "run_worker"]
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", required=True, metavar="FILE", help="configuration file (TOML)"
+    )
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
+    parser.add_argument(
+        "--max-seconds", type=float, default=None, help="stop after this long (default: never)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every flush and close")
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Consume predictions until SIGTERM/SIGINT; flush and close windows on the way out."""
+    from stream.closer import WindowCloser
+    from stream.config import load_config
+    from stream.worker import Worker
+
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    cfg = load_config(args.config)
+    worker = Worker(cfg, closer_factory=lambda w: WindowCloser(w, w.topic_partitions))
+    worker.install_signal_handlers()
+    stats = worker.run(max_seconds=args.max_seconds)
+    print(
+        f"worker stopped: {stats.messages} messages, {stats.events} events, "
+        f"{sum(stats.dead_letters.values())} dead letters {stats.dead_letters}, "
+        f"{stats.windows_closed} windows closed",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    reg = sub.add_parser("register", help="build reference sketches from a training file")
+    _config_argument(reg)
+    reg.add_argument("--model", required=True, help="model id (declared in the configuration)")
+    reg.add_argument("--data", required=True, metavar="FILE", help="train.csv or train.parquet")
+    reg.add_argument("--label-column", default=None, help="ground-truth column (not a feature)")
+    reg.add_argument(
+        "--prediction-column", default=None, help="predictions on the training set (not a feature)"
+    )
+    reg.add_argument("--version", default=None, help="version name (default: a UTC timestamp)")
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    """``baseline register``: validate the file against the model and store its sketches."""
+    from stream.baseline import BaselineStore, build_baseline
+    from stream.config import load_config
+    from stream.exceptions import ConfigError
+    from stream.keys import Keys
+    from stream.redis_client import connect
+    from stream.table import read_table
+
+    cfg = load_config(args.config)
+    spec = cfg.models.get(args.model)
+    if spec is None:
+        raise ConfigError(f"model {args.model!r} is not in the configuration: {sorted(cfg.models)}")
+    print(f"reading {args.data} ...", file=sys.stderr)
+    columns = read_table(args.data)
+    kinds: dict[str, Any] | None = {f.name: f.kind for f in spec.features} or None
+    total = len(columns) - sum(1 for c in (args.label_column, args.prediction_column) if c)
+    done = [0]
+
+    def progress(name: str) -> None:
+        done[0] += 1
+        width = 30
+        filled = width * done[0] // max(total, 1)
+        bar = "#" * filled + "." * (width - filled)
+        print(f"\r[{bar}] {done[0]}/{total} {name[:30]:<30}", end="", file=sys.stderr)
+
+    base = build_baseline(
+        args.model,
+        columns,
+        kinds,
+        label_column=args.label_column,
+        prediction_column=args.prediction_column,
+        version=args.version,
+        progress=progress,
+    )
+    base.source = str(args.data)
+    print(file=sys.stderr)
+    version = BaselineStore(connect(cfg.redis), Keys(cfg.redis.prefix)).save(base)
+    kinds_seen = base.kinds()
+    print(
+        f"registered baseline {version!r} for model {args.model!r}: {base.rows} rows, "
+        f"{len(kinds_seen)} features "
+        f"({', '.join(f'{n}:{k}' for n, k in kinds_seen.items())})"
+        + (f", prediction {base.prediction.kind}" if base.prediction else "")
+    )
+    return 0
+
+
+def add_show_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--window", type=int, default=None, help="window start (default: latest)")
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Print a closed window's result as JSON."""
+    from stream.config import load_config
+    from stream.keys import Keys
+    from stream.redis_client import connect
+
+    cfg = load_config(args.config)
+    keys, r = Keys(cfg.redis.prefix), connect(cfg.redis)
+    start = args.window
+    if start is None:
+        rows = r.zrevrange(keys.closed_windows(args.model), 0, 0)
+        if not rows:
+            print(f"model {args.model!r} has no closed window yet", file=sys.stderr)
+            return 1
+        start = int(rows[0])
+    raw = r.get(keys.result(args.model, start))
+    if raw is None:
+        print(f"no result for model {args.model!r} window {start}", file=sys.stderr)
+        return 1
+    sys.stdout.write(orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0

@@ -1,0 +1,435 @@
+"""The stream worker: consume, validate, fold, flush exactly once, close windows.
+
+One worker process consumes ``driftline.predictions`` in a consumer group.
+For each assigned partition it *claims* the partition in Redis (fencing any
+previous owner) and seeks to the offset stored there, not to Kafka's committed
+offset. Each consumed batch is decoded, bad events are dead-lettered, good
+events are folded into in-memory sketch deltas per (model, window); every
+``flush_interval`` the deltas and the next offset are written to Redis in one
+atomic, fenced compare-and-set (:class:`~stream.store.StateStore`). Dead
+letters are produced and flushed to Kafka *before* the state write, so a crash
+can repeat a dead letter but never lose one. After flushing, the worker asks
+the :class:`~stream.closer.WindowCloser` to close windows the watermark has
+passed.
+
+Lateness, per partition: an event is ``too_late`` when its window has already
+been closed, or when its time is more than ``allowed_lateness`` before the
+partition's largest event time as of the start of its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from stream.baseline import Baseline, BaselineStore
+from stream.config import Config
+from stream.event_types import concat
+from stream.events import DeadLetter, ModelBatch, ModelSchema, decode_message
+from stream.exceptions import FencedError, StoreError
+from stream.fold import PartitionFold, window_start
+from stream.keys import Keys
+from stream.redis_client import connect
+from stream.store import StateStore
+
+__all__ = ["Worker", "WorkerStats"]
+
+log = logging.getLogger("driftline.worker")
+
+
+@dataclass
+class _Partition:
+    """A claimed partition: what is stored in Redis and what is pending."""
+
+    stored: int | None  # next offset as stored in Redis
+    next_offset: int  # next offset to fold
+    fold: PartitionFold
+    watermark: float | None = None  # largest event time as stored
+    closed_upto: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class WorkerStats:
+    """Counters for logs, tests and metrics."""
+
+    messages: int = 0
+    events: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    flushes: int = 0
+    refused_flushes: int = 0
+    windows_closed: int = 0
+
+
+class Worker:
+    """A driftline stream worker.
+
+    Args:
+        config: validated configuration.
+        clock: wall-clock source (seconds); tests pass a fake one.
+        token: this worker's owner token (a fresh UUID by default).
+        closer_factory: builds the window closer (``None``: windows are not
+            closed by this worker).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], float] = time.time,
+        token: str | None = None,
+        closer_factory: Callable[[Worker], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.token = token or uuid.uuid4().hex
+        self.topic = config.topics.predictions
+        self.size = max(1, round(config.windows.size_s))
+        self.lateness = config.windows.allowed_lateness_s
+        self.redis = connect(config.redis)
+        self.keys = Keys(config.redis.prefix)
+        self.store = StateStore(
+            self.redis, self.keys, config.windows.retention_s, config.worker.max_categories
+        )
+        self.baselines = BaselineStore(self.redis, self.keys)
+        self.stats = WorkerStats()
+        self.parts: dict[int, _Partition] = {}
+        self._models: dict[str, Baseline | None] = {}
+        self._schemas: dict[str, ModelSchema] = {}
+        self._models_loaded_at = -1e18
+        self._stop = threading.Event()
+        self._last_flush = clock()
+        self.consumer: Consumer | None = None
+        self.producer = Producer(config.producer_conf())
+        self._partitions: list[int] | None = None
+        self.closer = closer_factory(self) if closer_factory else None
+
+    def topic_partitions(self) -> list[int]:
+        """Partitions of the predictions topic (looked up once)."""
+        if self._partitions is None:
+            md = self.producer.list_topics(self.topic, timeout=10)
+            meta = md.topics.get(self.topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                return sorted(self.parts)
+            self._partitions = sorted(meta.partitions)
+        return self._partitions
+
+    # -- models and baselines -------------------------------------------
+    def refresh_models(self, force: bool = False) -> None:
+        """(Re)load the baselines of configured models (every 10 s at most)."""
+        now = self.clock()
+        if not force and now - self._models_loaded_at < 10.0:
+            return
+        self._models_loaded_at = now
+        for name, spec in self.config.models.items():
+            base = self.baselines.load(name)
+            self._models[name] = base
+            if base is None:
+                kinds: dict[str, Any] = {f.name: f.kind for f in spec.features}
+                self._schemas[name] = ModelSchema(name, kinds, spec.prediction)
+            else:
+                pred = base.prediction
+                pkind: Any = None
+                if pred is not None:
+                    pkind = "numeric" if pred.numeric else "categorical"
+                self._schemas[name] = ModelSchema(name, base.kinds(), spec.prediction or pkind)
+
+    def baseline(self, model: str) -> Baseline | None:
+        return self._models.get(model)
+
+    # -- rebalance callbacks ---------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            stored = self.store.claim(tp.topic, tp.partition, self.token)
+            st = self.store.partition_states(tp.topic, [tp.partition])[0]
+            self.parts[tp.partition] = _Partition(
+                stored,
+                stored if stored is not None else 0,
+                PartitionFold(self.size),
+                st.watermark,
+                dict(st.closed_upto),
+            )
+            tp.offset = stored if stored is not None else OFFSET_BEGINNING
+            log.info("claimed %s[%d] at offset %s", tp.topic, tp.partition, stored)
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            if tp.partition in self.parts:
+                self._flush_partition(tp.partition, final=True)
+                self.parts.pop(tp.partition, None)
+        consumer.unassign()
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.parts.pop(tp.partition, None)
+        consumer.unassign()
+
+    # -- main loop ---------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, flush and exit."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the worker gracefully."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self, max_seconds: float | None = None) -> WorkerStats:
+        """Consume until :meth:`stop` (or ``max_seconds``); flush and close on exit."""
+        self.refresh_models(force=True)
+        conf = self.config.consumer_conf()
+        self.consumer = consumer = Consumer(conf)
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        try:
+            consumer.subscribe(
+                [self.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                self.poll_once()
+            self.flush_all()
+            if self.closer is not None:
+                self.closer.close_due()
+        finally:
+            self.producer.flush(10)
+            consumer.close()
+            self.consumer = None
+        return self.stats
+
+    def poll_once(self) -> None:
+        """One consume call, folding, and a flush when one is due."""
+        assert self.consumer is not None
+        cfg = self.config.worker
+        msgs = self.consumer.consume(cfg.batch_size, cfg.poll_timeout_s)
+        self.refresh_models()
+        by_part: dict[int, list[Any]] = {}
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", err)
+                continue
+            by_part.setdefault(int(m.partition() or 0), []).append(m)
+        for p, batch in by_part.items():
+            self._fold_partition(p, batch)
+        if self.clock() - self._last_flush >= cfg.flush_interval_s:
+            self.flush_all()
+            if self.closer is not None:
+                self.closer.close_due()
+
+    # -- folding -----------------------------------------------------------
+    def _fold_partition(self, p: int, msgs: list[Any]) -> None:
+        st = self.parts.get(p)
+        if st is None:
+            return  # not ours (any more): a rebalance is under way
+        msgs = [m for m in msgs if m.offset() >= st.next_offset]
+        if not msgs:
+            return
+        fold = st.fold
+        batches = self._decode(fold, msgs)
+        horizon = None
+        marks = [x for x in (st.watermark, fold.max_event_time) if x is not None]
+        if marks:
+            horizon = max(marks) - self.lateness
+        batch_max: float | None = None
+        for b, msg_index, single in batches:
+            n = len(b)
+            if n == 0:
+                continue
+            base = self._models.get(b.model)
+            if base is None:
+                rows = np.arange(n)
+                self._dead_letter_rows(fold, msgs, b, msg_index, single, rows, "no_baseline", None)
+                continue
+            starts = window_start(b.ts, self.size)
+            late = np.zeros(n, dtype=bool)
+            if horizon is not None:
+                late |= b.ts < horizon
+            cu = st.closed_upto.get(b.model)
+            if cu is not None:
+                late |= (starts + self.size) <= cu
+            if late.any():
+                late_rows = np.flatnonzero(late)
+                self._dead_letter_rows(
+                    fold, msgs, b, msg_index, single, late_rows, "too_late", starts
+                )
+            ok = np.flatnonzero(~late)
+            if ok.size:
+                tmax = float(b.ts[ok].max())
+                batch_max = tmax if batch_max is None else max(batch_max, tmax)
+                ustarts, inverse = np.unique(starts[ok], return_inverse=True)
+                spec = self.config.models[b.model]
+                for j, start in enumerate(ustarts.tolist()):
+                    rows = ok[inverse == j]
+                    fold.window(base, int(start), spec.confidence_threshold).add(b, rows)
+                self.stats.events += int(ok.size)
+        if batch_max is not None:
+            fold.saw(batch_max)
+        fold.messages += len(msgs)
+        self.stats.messages += len(msgs)
+        st.next_offset = msgs[-1].offset() + 1
+
+    def _decode(
+        self, fold: PartitionFold, msgs: list[Any]
+    ) -> list[tuple[ModelBatch, np.ndarray, np.ndarray]]:
+        """Decode each message; dead-letter bad ones; join good rows per model.
+
+        Returns ``(batch, message index per row, row is its message's only event)``.
+        """
+        parts: dict[str, list[ModelBatch]] = {}
+        where: dict[str, list[np.ndarray]] = {}
+        alone: dict[str, list[np.ndarray]] = {}
+        max_bytes = self.config.worker.max_message_bytes
+        for k, m in enumerate(msgs):
+            decoded, dead = decode_message(m.value(), self._schemas, max_bytes)
+            for dl in dead:
+                self._dead_letter(fold, m, dl)
+            only = not dead and len(decoded) == 1 and len(decoded[0]) == 1
+            for b in decoded:
+                parts.setdefault(b.model, []).append(b)
+                where.setdefault(b.model, []).append(np.full(len(b), k, dtype=np.int64))
+                alone.setdefault(b.model, []).append(np.full(len(b), only, dtype=bool))
+        return [
+            (concat(parts[name]), np.concatenate(where[name]), np.concatenate(alone[name]))
+            for name in parts
+        ]
+
+    def _dead_letter_rows(
+        self,
+        fold: PartitionFold,
+        msgs: list[Any],
+        batch: ModelBatch,
+        msg_index: np.ndarray,
+        single: np.ndarray,
+        rows: np.ndarray,
+        reason: str,
+        starts: np.ndarray | None,
+    ) -> None:
+        detail = {
+            "no_baseline": f"model {batch.model!r} has no registered baseline",
+            "too_late": "event time is before the watermark or its window is closed",
+        }[reason]
+        base = self._models.get(batch.model)
+        for i in rows.tolist():
+            msg = msgs[int(msg_index[i])]
+            payload = msg.value() if single[i] else _row_json(batch, i)
+            self._produce_dlq(msg, DeadLetter(reason, detail, payload, None))
+            if base is not None and starts is not None:
+                fold.window(base, int(starts[i])).dead_letter(reason)
+        fold.count(f"dlq:{reason}", int(rows.size))
+
+    def _dead_letter(self, fold: PartitionFold, msg: Any, dl: DeadLetter) -> None:
+        self._produce_dlq(msg, dl)
+        fold.count(f"dlq:{dl.reason}")
+
+    def _produce_dlq(self, msg: Any, dl: DeadLetter) -> None:
+        headers = [
+            ("reason", dl.reason.encode()),
+            ("detail", dl.detail.encode("utf-8", "replace")[:1000]),
+            ("source.topic", msg.topic().encode()),
+            ("source.partition", str(msg.partition()).encode()),
+            ("source.offset", str(msg.offset()).encode()),
+        ]
+        if dl.index is not None:
+            headers.append(("source.index", str(dl.index).encode()))
+        self.stats.dead_letters[dl.reason] = self.stats.dead_letters.get(dl.reason, 0) + 1
+        while True:
+            try:
+                self.producer.produce(
+                    self.config.topics.dlq, value=dl.payload, key=msg.key(), headers=headers
+                )
+                break
+            except BufferError:
+                self.producer.poll(0.1)
+
+    # -- flushing ----------------------------------------------------------
+    def flush_all(self) -> None:
+        """Write every partition's pending deltas and offsets to Redis."""
+        self._last_flush = self.clock()
+        if any(not st.fold.empty for st in self.parts.values()):
+            remaining = self.producer.flush(30)
+            if remaining:
+                log.error("%d dead letters not yet delivered; state not written", remaining)
+                return
+        for p in list(self.parts):
+            self._flush_partition(p)
+
+    def _flush_partition(self, p: int, final: bool = False) -> None:
+        st = self.parts.get(p)
+        if st is None or st.fold.empty:
+            return
+        if final and self.producer.flush(30):
+            return
+        fold = st.fold
+        try:
+            res = self.store.flush(
+                self.topic,
+                p,
+                self.token,
+                st.stored,
+                st.next_offset,
+                fold.writes(),
+                fold.max_event_time,
+                self.clock(),
+                {k: v for k, v in fold.counters.items()},
+            )
+        except FencedError as exc:
+            log.warning("fenced, dropping partition %d: %s", p, exc)
+            self.parts.pop(p, None)
+            self.stats.refused_flushes += 1
+            return
+        except StoreError as exc:
+            log.warning("state write failed, will retry: %s", exc)
+            return
+        if res.ok:
+            st.stored = st.next_offset
+            if fold.max_event_time is not None:
+                st.watermark = max(st.watermark or fold.max_event_time, fold.max_event_time)
+            st.fold = PartitionFold(self.size)
+            self.stats.flushes += 1
+            return
+        # a window was closed under us: refresh the fences and refold from the stored offset
+        self.stats.refused_flushes += 1
+        assert res.closed_model is not None and res.closed_upto is not None
+        st.closed_upto[res.closed_model] = res.closed_upto
+        st.fold = PartitionFold(self.size)
+        st.next_offset = st.stored if st.stored is not None else 0
+        if self.consumer is not None and not final:
+            tp = TopicPartition(self.topic, p, st.stored if st.stored is not None else 0)
+            self.consumer.seek(tp)
+
+
+def _nan_none(x: float) -> float | None:
+    return None if x != x else float(x)
+
+
+def _row_json(b: ModelBatch, i: int) -> bytes:
+    """One decoded row as a single event (for a dead letter out of a batch message)."""
+    features: dict[str, Any] = {k: _nan_none(float(v[i])) for k, v in b.numeric.items()}
+    features.update({k: v[i] for k, v in b.categorical.items()})
+    label = b.prediction_label[i]
+    event: dict[str, Any] = {
+        "model": b.model,
+        "id": b.ids[i],
+        "ts": float(b.ts[i]),
+        "features": features,
+        "prediction": label if label is not None else _nan_none(float(b.prediction[i])),
+    }
+    if b.versions[i] is not None:
+        event["version"] = b.versions[i]
+    if not np.isnan(b.latency_ms[i]):
+        event["latency_ms"] = float(b.latency_ms[i])
+    return orjson.dumps(event)

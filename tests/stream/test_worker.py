@@ -1,0 +1,246 @@
+"""The worker end to end on the real broker and Redis: exact window state, one
+summary per closed window, alerts for exactly the drifted features, dead letters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from stream.baseline import BaselineStore, build_baseline
+from stream.closer import WindowCloser
+from stream.config import Config, parse_config
+from stream.keys import Keys
+from stream.redis_client import connect
+from stream.sdk import PredictionLogger
+from stream.worker import Worker
+from tests.conftest import KAFKA_TEST_CONF
+
+pytestmark = pytest.mark.integration
+
+WINDOW = 10
+T0 = 1_000_000  # a multiple of WINDOW
+N_WINDOWS = 5
+PER_WINDOW = 1500
+DRIFT_FROM = 3  # windows 3 and 4 have "income" shifted
+
+
+def make_config(bootstrap: str, redis_url: str, prefix: str, topics: dict[str, str]) -> Config:
+    return parse_config(
+        {
+            "kafka": {"bootstrap.servers": bootstrap, **KAFKA_TEST_CONF},
+            "redis": {"url": redis_url, "prefix": prefix},
+            "topics": topics,
+            "windows": {
+                "size": WINDOW,
+                "allowed_lateness": 2,
+                "idle_timeout": "10m",
+                "retention": "1d",
+            },
+            "worker": {
+                "group_id": f"g-{prefix}",
+                "flush_interval": "200ms",
+                "poll_timeout": "100ms",
+                "max_message_bytes": 200_000,
+            },
+            "models": {"churn": {"latency_slo_ms": 1000}},
+        },
+        env={},
+    )
+
+
+def read_topic(bootstrap: str, topic: str, until: Callable[[list[Any]], bool]) -> list[Any]:
+    c = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False}
+    )
+    out: list[Any] = []
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        deadline = time.monotonic() + 30
+        while not until(out) and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                out.append(m)
+    finally:
+        c.close()
+    return out
+
+
+@pytest.fixture
+def setup(
+    kafka_bootstrap: str, redis_url: str, key_prefix: str, unique_topic: Any
+) -> Iterator[dict[str, Any]]:
+    topics = {
+        "predictions": unique_topic("pred", 2),
+        "labels": unique_topic("labels"),
+        "dlq": unique_topic("dlq"),
+        "windows": unique_topic("windows"),
+        "alerts": unique_topic("alerts"),
+    }
+    cfg = make_config(kafka_bootstrap, redis_url, key_prefix, topics)
+    rng = np.random.default_rng(7)
+    train = {
+        "age": rng.normal(40, 10, 5000),
+        "income": rng.lognormal(10, 0.5, 5000),
+        "plan": rng.choice(["basic", "pro", "team"], 5000, p=[0.6, 0.3, 0.1]).tolist(),
+        "y": rng.integers(0, 2, 5000),
+    }
+    client = connect(cfg.redis)
+    BaselineStore(client, Keys(key_prefix)).save(
+        build_baseline("churn", train, label_column="y", version="v1")
+    )
+    yield {"cfg": cfg, "topics": topics, "redis": client, "bootstrap": kafka_bootstrap}
+
+
+def production(rng: np.random.Generator) -> list[dict[str, Any]]:
+    events = []
+    for w in range(N_WINDOWS):
+        income_mu = 10.0 if w < DRIFT_FROM else 10.8
+        ts = T0 + w * WINDOW + rng.uniform(0, WINDOW, PER_WINDOW)
+        age = rng.normal(40, 10, PER_WINDOW)
+        income = rng.lognormal(income_mu, 0.5, PER_WINDOW)
+        plan = rng.choice(["basic", "pro", "team"], PER_WINDOW, p=[0.6, 0.3, 0.1])
+        for i in range(PER_WINDOW):
+            events.append(
+                {
+                    "ts": float(ts[i]),
+                    "features": {
+                        "age": float(age[i]) if i % 50 else None,
+                        "income": float(income[i]),
+                        "plan": str(plan[i]),
+                    },
+                    "prediction": float(i % 2),
+                    "latency_ms": float(rng.gamma(2.0, 5.0)),
+                    "proba": {"0": 0.3, "1": 0.7},
+                }
+            )
+    return events
+
+
+def start_worker(cfg: Config) -> tuple[Worker, threading.Thread]:
+    worker = Worker(cfg, closer_factory=lambda w: WindowCloser(w, w.topic_partitions))
+    thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 120}, daemon=True)
+    thread.start()
+    return worker, thread
+
+
+def wait_closed(client: Any, keys: Keys, n: int, timeout: float = 40) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        starts = [int(s) for s in client.zrange(keys.closed_windows("churn"), 0, -1)]
+        if len(starts) >= n:
+            return starts
+        time.sleep(0.2)
+    raise AssertionError(f"only {len(starts)} of {n} windows closed in {timeout} s")
+
+
+def test_events_to_exact_windows_summaries_and_alerts(setup: dict[str, Any]) -> None:
+    cfg, topics, client = setup["cfg"], setup["topics"], setup["redis"]
+    keys = Keys(cfg.redis.prefix)
+    events = production(np.random.default_rng(11))
+    with PredictionLogger(setup["bootstrap"], topics["predictions"], model="churn") as logger:
+        for i, e in enumerate(events):
+            logger.log(
+                e["features"],
+                e["prediction"],
+                id=f"e{i}",
+                ts=e["ts"],
+                latency_ms=e["latency_ms"],
+                proba=e["proba"],
+            )
+        # one event far ahead pushes the watermark past every window above
+        logger.log(
+            {"age": 40.0, "income": 2e4, "plan": "basic"}, 1.0, id="tick", ts=T0 + 100 * WINDOW
+        )
+    worker, thread = start_worker(cfg)
+    try:
+        starts = wait_closed(client, keys, N_WINDOWS)
+        assert starts == [T0 + w * WINDOW for w in range(N_WINDOWS)]
+        for w, start in enumerate(starts):
+            res = orjson.loads(client.get(keys.result("churn", start)))
+            mine = [e for e in events if start <= e["ts"] < start + WINDOW]
+            assert res["count"] == len(mine)
+            ages = np.array([e["features"]["age"] for e in mine], dtype=float)
+            age = res["features"]["age"]
+            assert age["missing"] == int(np.isnan(ages).sum())
+            assert age["count"] == int((~np.isnan(ages)).sum())
+            assert age["mean"] == pytest.approx(np.nanmean(ages), rel=1e-9)
+            assert age["min"] == np.nanmin(ages) and age["max"] == np.nanmax(ages)
+            plans = [e["features"]["plan"] for e in mine]
+            top = dict(map(tuple, res["features"]["plan"]["top"]))
+            assert top == {p: plans.count(p) for p in set(plans)}
+            assert res["drifted_features"] == (["income"] if w >= DRIFT_FROM else [])
+        summaries = read_topic(setup["bootstrap"], topics["windows"], lambda m: len(m) >= 5)
+        assert sorted(orjson.loads(m.value())["window"]["start"] for m in summaries) == starts
+        alerts = [
+            orjson.loads(m.value())
+            for m in read_topic(setup["bootstrap"], topics["alerts"], lambda m: len(m) >= 2)
+        ]
+        drift = [a for a in alerts if a["rule"] == "feature_drift"]
+        assert {(a["feature"], a["window"]["start"]) for a in drift} == {
+            ("income", starts[w]) for w in range(DRIFT_FROM, N_WINDOWS)
+        }
+        assert all(a["status"] == "firing" for a in drift)
+
+        # an event for a closed window is dead-lettered as too_late
+        p = Producer({"bootstrap.servers": setup["bootstrap"]})
+        late = orjson.dumps(
+            {"model": "churn", "id": "late", "ts": T0 + 1, "features": {}, "prediction": 1}
+        )
+        p.produce(topics["predictions"], key=b"churn", value=late)
+        p.flush(10)
+        dlq = read_topic(setup["bootstrap"], topics["dlq"], lambda m: len(m) >= 1)
+        assert [dict(m.headers())["reason"] for m in dlq] == [b"too_late"]
+        assert dlq[0].value() == late
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+BAD = {
+    "malformed_json": b'{"model": "churn", "id": ',
+    "not_utf8": b'{"model": "churn", "id": "\xff\xfe"}',
+    "non_finite": b'{"model": "churn", "id": "a", "ts": 1000001, "features": {"age": NaN}, '
+    b'"prediction": 1}',
+    "missing_field": b'{"model": "churn", "ts": 1000001, "features": {}, "prediction": 1}',
+    "bad_type": b'{"model": "churn", "id": "a", "ts": 1000001, "features": {"age": "old"}, '
+    b'"prediction": 1}',
+    "unknown_model": b'{"model": "nope", "id": "a", "ts": 1000001, "features": {}, '
+    b'"prediction": 1}',
+    "too_large": b'{"model": "churn", "id": "' + b"x" * 300_000 + b'"}',
+}
+
+
+def test_every_bad_input_is_dead_lettered_and_the_worker_keeps_going(
+    setup: dict[str, Any],
+) -> None:
+    cfg, topics = setup["cfg"], setup["topics"]
+    p = Producer({"bootstrap.servers": setup["bootstrap"]})
+    for value in BAD.values():
+        p.produce(topics["predictions"], key=b"churn", value=value)
+    good = {"model": "churn", "id": "g", "ts": T0 + 1, "features": {"age": 30}, "prediction": 0}
+    p.produce(topics["predictions"], key=b"churn", value=orjson.dumps(good))
+    p.flush(10)
+    worker, thread = start_worker(cfg)
+    try:
+        dlq = read_topic(setup["bootstrap"], topics["dlq"], lambda m: len(m) >= len(BAD))
+        got = {dict(m.headers())["reason"].decode(): m.value() for m in dlq}
+        assert got == BAD
+        for m in dlq:
+            h = dict(m.headers())
+            assert h["source.topic"] == topics["predictions"].encode()
+            assert h["detail"]
+        deadline = time.monotonic() + 20
+        while worker.stats.events < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert worker.stats.events == 1 and thread.is_alive()
+    finally:
+        worker.stop()
+        thread.join(30)
