@@ -9,7 +9,7 @@ reaches its end.
 
 Closing a window, by whichever worker gets there first:
 
-1. claim it: ``SET close:<start> claimed:<token> NX EX 300`` (a closer that
+1. claim it: ``SET close:<start> claimed:<token> NX EX 20`` (a closer that
    dies mid-way lets the claim expire and another worker redoes the close,
    which is idempotent up to step 6);
 2. fence it on every partition (``cu:<model>``), so no delta can land in it
@@ -44,7 +44,7 @@ from stream.results import window_result
 __all__ = ["WindowCloser", "load_sketches", "sketch_fields", "watermark"]
 
 log = logging.getLogger("driftline.closer")
-CLAIM_TTL_S = 300
+CLAIM_TTL_S = 20  # a closer killed mid-close blocks the window this long
 
 
 def watermark(

@@ -49,7 +49,9 @@ def _array(msg: dict[str, Any], key: str, lengths: dict[str, int], required: boo
         lengths[key] = len(v)
     elif v is None and required:
         raise Reject("missing_field", f"{key}: missing")
-    elif v is not None and not (key == "version" and type(v) is str):
+    elif key == "version" and type(v) is not str and v is not None:
+        raise Reject("bad_type", "version: expected a string or an array in a columnar batch")
+    elif key != "version" and v is not None:
         raise Reject("bad_type", f"{key}: expected an array in a columnar batch")
 
 
@@ -235,8 +237,8 @@ def _pick(v: Any, i: int) -> Any:
     """Row ``i`` of a nested column (an array, or an object of arrays; nulls dropped)."""
     if type(v) is list:
         return v[i]
-    row = {k: col[i] for k, col in v.items() if col[i] is not None}
-    return row or None
+    picked = {k: col[i] for k, col in v.items() if col[i] is not None}
+    return picked or None
 
 
 def row(msg: dict[str, Any], i: int) -> dict[str, Any]:

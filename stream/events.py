@@ -213,14 +213,14 @@ class _Decoder:
 
     def _columnar(self, k: int, msg: dict[str, Any], value: bytes, lenient: bool) -> None:
         slot = self.resolve(msg.get("model"))
+        if isinstance(slot, Reject):
+            self.dead.append((k, DeadLetter(slot.reason, slot.detail, value)))
+            return
         try:
-            if isinstance(slot, Reject):
-                raise slot
             n = check_shape(msg)
         except Reject as err:
             self.dead.append((k, DeadLetter(err.reason, err.detail, value)))
             return
-        assert isinstance(slot, Rows)
         batch = None if lenient else vectorise(msg, n, slot.plan, k)
         if batch is not None:
             if n:

@@ -267,7 +267,7 @@ def test_columnar_bad_row_is_dead_lettered_alone_with_that_row_as_payload() -> N
         (lambda m: m["features"].update(age=5), "features.age: expected an array"),
         (lambda m: m.update(features=[1]), "features: expected an object of arrays"),
         (lambda m: m.update(proba="x"), "proba: expected an array or an object of arrays"),
-        (lambda m: m.update(version=3), "version: expected an array in a columnar batch"),
+        (lambda m: m.update(version=3), "version: expected a string or an array in a columnar"),
     ],
 )
 def test_columnar_shape_errors_reject_the_whole_message(mutate: Any, detail: str) -> None:
