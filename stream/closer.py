@@ -4,8 +4,9 @@ The watermark is taken over all partitions of the predictions topic from what
 Redis holds (:meth:`~stream.store.StateStore.partition_states`): the smallest
 largest-event-time among partitions that saw an event within
 ``idle_timeout`` (idle partitions excluded; when every partition is idle, the
-largest), minus ``allowed_lateness``. A window closes once the watermark
-reaches its end.
+largest), minus ``allowed_lateness``. A partition with no stored state yet
+holds the watermark back for ``idle_timeout`` after the closer starts. A
+window closes once the watermark reaches its end.
 
 Closing a window, by whichever worker gets there first:
 
@@ -48,7 +49,11 @@ CLAIM_TTL_S = 20  # a closer killed mid-close blocks the window this long
 
 
 def watermark(
-    states: Sequence[Any], now: float, idle_timeout_s: float, lateness_s: float
+    states: Sequence[Any],
+    now: float,
+    idle_timeout_s: float,
+    lateness_s: float,
+    started_at: float = -math.inf,
 ) -> float | None:
     """The global watermark from partition states (see the module docstring).
 
@@ -60,8 +65,8 @@ def watermark(
         90.0
     """
     seen = [s for s in states if s.watermark is not None]
-    if not seen:
-        return None
+    if not seen or (len(seen) < len(states) and now - started_at < idle_timeout_s):
+        return None  # a partition that has not reported yet holds it back for a while
     active = [
         s.watermark for s in seen if s.active_at is not None and now - s.active_at <= idle_timeout_s
     ]
@@ -134,11 +139,14 @@ class WindowCloser:
         self.partitions = partitions
         cfg = worker.config
         self.retention = max(1, math.ceil(cfg.windows.retention_s))
+        self.started_at = worker.clock()
 
     def current_watermark(self) -> float | None:
         cfg = self.w.config.windows
         states = self.w.store.partition_states(self.w.topic, self.partitions())
-        return watermark(states, self.w.clock(), cfg.idle_timeout_s, cfg.allowed_lateness_s)
+        return watermark(
+            states, self.w.clock(), cfg.idle_timeout_s, cfg.allowed_lateness_s, self.started_at
+        )
 
     def close_due(self) -> int:
         """Close every window whose end the watermark has reached; returns how many."""

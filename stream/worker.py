@@ -322,13 +322,10 @@ class Worker:
             "no_baseline": f"model {batch.model!r} has no registered baseline",
             "too_late": "event time is before the watermark or its window is closed",
         }[reason]
-        base = self._models.get(batch.model)
         for i in rows.tolist():
             msg = msgs[int(msg_index[i])]
             payload = msg.value() if single[i] else _row_json(batch, i)
             self._produce_dlq(msg, DeadLetter(reason, detail, payload, None))
-            if base is not None and starts is not None:
-                fold.window(base, int(starts[i])).dead_letter(reason)
         fold.count(f"dlq:{reason}", int(rows.size))
 
     def _dead_letter(self, fold: PartitionFold, msg: Any, dl: DeadLetter) -> None:

@@ -40,7 +40,7 @@ def make_config(bootstrap: str, redis_url: str, prefix: str, topics: dict[str, s
             "windows": {
                 "size": WINDOW,
                 "allowed_lateness": 2,
-                "idle_timeout": "10m",
+                "idle_timeout": "3s",
                 "retention": "1d",
             },
             "worker": {
