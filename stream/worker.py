@@ -29,13 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from stream.baseline import Baseline, BaselineStore
 from stream.config import Config
-from stream.event_types import concat
-from stream.events import DeadLetter, ModelBatch, ModelSchema, decode_message
+from stream.events import DeadLetter, ModelBatch, ModelSchema, decode_messages
 from stream.exceptions import FencedError, StoreError
 from stream.fold import PartitionFold, window_start
 from stream.keys import Keys
@@ -108,7 +106,9 @@ class Worker:
         self._stop = threading.Event()
         self._last_flush = clock()
         self.consumer: Consumer | None = None
-        self.producer = Producer(config.producer_conf())
+        # a too_large dead letter carries the original message: let the producer send it
+        max_bytes = max(1_000_000, config.worker.max_message_bytes + 65_536)
+        self.producer = Producer(config.producer_conf(**{"message.max.bytes": str(max_bytes)}))
         self._partitions: list[int] | None = None
         self.closer = closer_factory(self) if closer_factory else None
 
@@ -245,14 +245,14 @@ class Worker:
         if marks:
             horizon = max(marks) - self.lateness
         batch_max: float | None = None
-        for b, msg_index, single in batches:
+        for b in batches:
             n = len(b)
             if n == 0:
                 continue
             base = self._models.get(b.model)
             if base is None:
                 rows = np.arange(n)
-                self._dead_letter_rows(fold, msgs, b, msg_index, single, rows, "no_baseline", None)
+                self._dead_letter_rows(fold, msgs, b, rows, "no_baseline")
                 continue
             starts = window_start(b.ts, self.size)
             late = np.zeros(n, dtype=bool)
@@ -263,9 +263,7 @@ class Worker:
                 late |= (starts + self.size) <= cu
             if late.any():
                 late_rows = np.flatnonzero(late)
-                self._dead_letter_rows(
-                    fold, msgs, b, msg_index, single, late_rows, "too_late", starts
-                )
+                self._dead_letter_rows(fold, msgs, b, late_rows, "too_late")
             ok = np.flatnonzero(~late)
             if ok.size:
                 tmax = float(b.ts[ok].max())
@@ -282,50 +280,26 @@ class Worker:
         self.stats.messages += len(msgs)
         st.next_offset = msgs[-1].offset() + 1
 
-    def _decode(
-        self, fold: PartitionFold, msgs: list[Any]
-    ) -> list[tuple[ModelBatch, np.ndarray, np.ndarray]]:
-        """Decode each message; dead-letter bad ones; join good rows per model.
-
-        Returns ``(batch, message index per row, row is its message's only event)``.
-        """
-        parts: dict[str, list[ModelBatch]] = {}
-        where: dict[str, list[np.ndarray]] = {}
-        alone: dict[str, list[np.ndarray]] = {}
-        max_bytes = self.config.worker.max_message_bytes
-        for k, m in enumerate(msgs):
-            decoded, dead = decode_message(m.value(), self._schemas, max_bytes)
-            for dl in dead:
-                self._dead_letter(fold, m, dl)
-            only = not dead and len(decoded) == 1 and len(decoded[0]) == 1
-            for b in decoded:
-                parts.setdefault(b.model, []).append(b)
-                where.setdefault(b.model, []).append(np.full(len(b), k, dtype=np.int64))
-                alone.setdefault(b.model, []).append(np.full(len(b), only, dtype=bool))
-        return [
-            (concat(parts[name]), np.concatenate(where[name]), np.concatenate(alone[name]))
-            for name in parts
-        ]
+    def _decode(self, fold: PartitionFold, msgs: list[Any]) -> list[ModelBatch]:
+        """Decode a partition's messages at once; dead-letter the bad events."""
+        values = [m.value() for m in msgs]
+        batches, dead = decode_messages(values, self._schemas, self.config.worker.max_message_bytes)
+        for k, dl in dead:
+            self._dead_letter(fold, msgs[k], dl)
+        return batches
 
     def _dead_letter_rows(
-        self,
-        fold: PartitionFold,
-        msgs: list[Any],
-        batch: ModelBatch,
-        msg_index: np.ndarray,
-        single: np.ndarray,
-        rows: np.ndarray,
-        reason: str,
-        starts: np.ndarray | None,
+        self, fold: PartitionFold, msgs: list[Any], batch: ModelBatch, rows: np.ndarray, reason: str
     ) -> None:
         detail = {
             "no_baseline": f"model {batch.model!r} has no registered baseline",
             "too_late": "event time is before the watermark or its window is closed",
         }[reason]
+        assert batch.msg_index is not None
         for i in rows.tolist():
-            msg = msgs[int(msg_index[i])]
-            payload = msg.value() if single[i] else _row_json(batch, i)
-            self._produce_dlq(msg, DeadLetter(reason, detail, payload, None))
+            msg = msgs[batch.msg_index[i]]
+            payload = batch.row_payload(i, msg.value())
+            self._produce_dlq(msg, DeadLetter(reason, detail, payload, batch.row_in_message(i)))
         fold.count(f"dlq:{reason}", int(rows.size))
 
     def _dead_letter(self, fold: PartitionFold, msg: Any, dl: DeadLetter) -> None:
@@ -407,26 +381,3 @@ class Worker:
         if self.consumer is not None and not final:
             tp = TopicPartition(self.topic, p, st.stored if st.stored is not None else 0)
             self.consumer.seek(tp)
-
-
-def _nan_none(x: float) -> float | None:
-    return None if x != x else float(x)
-
-
-def _row_json(b: ModelBatch, i: int) -> bytes:
-    """One decoded row as a single event (for a dead letter out of a batch message)."""
-    features: dict[str, Any] = {k: _nan_none(float(v[i])) for k, v in b.numeric.items()}
-    features.update({k: v[i] for k, v in b.categorical.items()})
-    label = b.prediction_label[i]
-    event: dict[str, Any] = {
-        "model": b.model,
-        "id": b.ids[i],
-        "ts": float(b.ts[i]),
-        "features": features,
-        "prediction": label if label is not None else _nan_none(float(b.prediction[i])),
-    }
-    if b.versions[i] is not None:
-        event["version"] = b.versions[i]
-    if not np.isnan(b.latency_ms[i]):
-        event["latency_ms"] = float(b.latency_ms[i])
-    return orjson.dumps(event)
