@@ -11,6 +11,7 @@ __all__ = [
     "DriftlineError",
     "EmbeddedServerError",
     "FencedError",
+    "OffsetMismatchError",
     "StoreError",
 ]
 
@@ -39,3 +40,16 @@ class FencedError(StoreError):
     """Another worker now owns the partition: this worker must not write to it."""
 
     retryable = False
+
+
+class OffsetMismatchError(StoreError):
+    """Redis holds another offset than this worker wrote last (e.g. Redis lost
+    its latest writes, or lost the claim): the worker must re-read from the
+    stored offset. ``stored`` is that offset (``None``: nothing stored)."""
+
+    retryable = False
+
+    def __init__(self, message: str, stored: int | None, owner_lost: bool = False) -> None:
+        super().__init__(message)
+        self.stored = stored
+        self.owner_lost = owner_lost

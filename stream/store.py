@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 
-from stream.exceptions import FencedError, StoreError
+from stream.exceptions import FencedError, OffsetMismatchError, StoreError
 from stream.keys import Keys
 
 __all__ = ["FlushResult", "PartitionState", "StateStore", "WindowWrite", "format_number"]
@@ -232,8 +232,10 @@ class StateStore:
                 model, by reason).
 
         Raises:
-            FencedError: another worker claimed the partition, or the stored
-                offset moved: this worker must drop its state and re-seek.
+            FencedError: another worker claimed the partition: drop it.
+            OffsetMismatchError: the stored offset is not ``expected`` (or the
+                claim is gone): nothing was applied; re-read from the stored
+                offset.
             StoreError: Redis failed; nothing was applied, retry.
         """
         keys = [self.keys.offsets(topic, partition), self.keys.open_windows(topic, partition)]
@@ -262,14 +264,15 @@ class StateStore:
             return FlushResult(True)
         if status == "closed":
             return FlushResult(False, _s(reply[1]), float(_s(reply[2])))
-        owner = _s(reply[1])
-        if status == "fenced":
-            raise FencedError(
-                f"partition {topic}[{partition}] is now owned by {owner!r}, not {token!r}"
-            )
-        raise FencedError(
-            f"partition {topic}[{partition}]: stored offset is {owner or 'none'}, "
-            f"expected {expected}; another writer moved it"
+        other = _s(reply[1])
+        where = f"partition {topic}[{partition}]"
+        if status == "fenced" and other:
+            raise FencedError(f"{where} is now owned by {other!r}, not {token!r}")
+        if status == "fenced":  # the claim itself is gone: Redis lost data
+            raise OffsetMismatchError(f"{where}: the claim is gone from Redis", None, True)
+        stored = int(other) if other else None
+        raise OffsetMismatchError(
+            f"{where}: stored offset is {other or 'none'}, expected {expected}", stored
         )
 
     def fence_window(self, topic: str, partitions: Iterable[int], model: str, end: int) -> None:

@@ -29,16 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from stream.baseline import Baseline, BaselineStore
 from stream.config import Config
 from stream.events import DeadLetter, ModelBatch, ModelSchema, decode_messages
-from stream.exceptions import FencedError, StoreError
+from stream.exceptions import FencedError, OffsetMismatchError, StoreError
 from stream.fold import PartitionFold, window_start
 from stream.keys import Keys
 from stream.redis_client import connect
-from stream.store import StateStore
+from stream.store import PartitionState, StateStore
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -130,7 +131,11 @@ class Worker:
             return
         self._models_loaded_at = now
         for name, spec in self.config.models.items():
-            base = self.baselines.load(name)
+            try:
+                base = self.baselines.load(name)
+            except redis.RedisError as exc:
+                log.warning("cannot load the baseline of %s (keeping the last one): %s", name, exc)
+                continue
             self._models[name] = base
             if base is None:
                 kinds: dict[str, Any] = {f.name: f.kind for f in spec.features}
@@ -148,8 +153,7 @@ class Worker:
     # -- rebalance callbacks ---------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            stored = self.store.claim(tp.topic, tp.partition, self.token)
-            st = self.store.partition_states(tp.topic, [tp.partition])[0]
+            stored, st = self._claim(tp.topic, tp.partition)
             self.parts[tp.partition] = _Partition(
                 stored,
                 stored if stored is not None else 0,
@@ -160,6 +164,20 @@ class Worker:
             tp.offset = stored if stored is not None else OFFSET_BEGINNING
             log.info("claimed %s[%d] at offset %s", tp.topic, tp.partition, stored)
         consumer.assign(partitions)
+
+    def _claim(self, topic: str, partition: int) -> tuple[int | None, PartitionState]:
+        """Claim a partition, retrying while Redis is unreachable."""
+        delay = 0.1
+        while True:
+            try:
+                stored = self.store.claim(topic, partition, self.token)
+                return stored, self.store.partition_states(topic, [partition])[0]
+            except (StoreError, redis.RedisError) as exc:
+                if self._stop.is_set():
+                    raise
+                log.warning("cannot claim %s[%d] yet: %s", topic, partition, exc)
+                time.sleep(delay)
+                delay = min(2.0, delay * 2)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -199,10 +217,18 @@ class Worker:
             while not self._stop.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                self.poll_once()
-            self.flush_all()
-            if self.closer is not None:
-                self.closer.close_due()
+                try:
+                    self.poll_once()
+                except (StoreError, redis.RedisError) as exc:
+                    # Redis away: unflushed deltas stay in memory; flushing resumes later
+                    log.warning("Redis unavailable, retrying: %s", exc)
+                    self._stop.wait(0.5)
+            try:
+                self.flush_all()
+                if self.closer is not None:
+                    self.closer.close_due()
+            except (StoreError, redis.RedisError) as exc:
+                log.warning("final flush failed (state resumes from Redis' offsets): %s", exc)
         finally:
             self.producer.flush(10)
             consumer.close()
@@ -362,6 +388,15 @@ class Worker:
             self.parts.pop(p, None)
             self.stats.refused_flushes += 1
             return
+        except OffsetMismatchError as exc:
+            # Redis lost writes (e.g. a restart): what it holds is the truth; refold from there
+            log.warning("partition %d: %s; re-reading from the stored offset", p, exc)
+            self.stats.refused_flushes += 1
+            stored = exc.stored
+            if exc.owner_lost:
+                stored = self.store.claim(self.topic, p, self.token)
+            self._rewind(p, st, stored, final)
+            return
         except StoreError as exc:
             log.warning("state write failed, will retry: %s", exc)
             return
@@ -376,8 +411,13 @@ class Worker:
         self.stats.refused_flushes += 1
         assert res.closed_model is not None and res.closed_upto is not None
         st.closed_upto[res.closed_model] = res.closed_upto
+        self._rewind(p, st, st.stored, final)
+
+    def _rewind(self, p: int, st: _Partition, stored: int | None, final: bool) -> None:
+        """Drop unflushed state and consume again from the stored offset."""
+        st.stored = stored
         st.fold = PartitionFold(self.size)
-        st.next_offset = st.stored if st.stored is not None else 0
+        st.next_offset = stored if stored is not None else 0
         if self.consumer is not None and not final:
-            tp = TopicPartition(self.topic, p, st.stored if st.stored is not None else 0)
+            tp = TopicPartition(self.topic, p, st.next_offset)
             self.consumer.seek(tp)

@@ -4,6 +4,7 @@ count is exact (no event lost or doubled) and every window closes once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+import redis
 from confluent_kafka import Producer
 
 from stream.baseline import BaselineStore, build_baseline
@@ -150,3 +152,83 @@ def test_sigkill_and_restart_keep_counts_exact(
                 w.wait(20)
             except subprocess.TimeoutExpired:
                 w.kill()
+
+
+def test_redis_restart_mid_stream_keeps_counts_exact(
+    kafka_bootstrap: str, embedded_redis: Any, unique_topic: Any, tmp_path: Path
+) -> None:
+    """Redis killed with SIGKILL and restarted (AOF replayed) while a worker runs."""
+    import threading
+
+    from stream.closer import WindowCloser
+    from stream.config import load_config
+    from stream.worker import Worker
+
+    topics = {
+        "predictions": unique_topic("rr", 2),
+        "labels": unique_topic("rrl"),
+        "dlq": unique_topic("rrd"),
+        "windows": unique_topic("rrw"),
+        "alerts": unique_topic("rra"),
+    }
+    cfg_path = tmp_path / "driftline.toml"
+    write_config(cfg_path, kafka_bootstrap, embedded_redis.url, "rr", topics)
+    cfg = load_config(cfg_path)
+    client = connect(cfg.redis)
+    keys = Keys("rr")
+    rng = np.random.default_rng(5)
+    BaselineStore(client, keys).save(
+        build_baseline(
+            "churn",
+            {"x": rng.normal(size=2000), "y": rng.integers(0, 2, 2000)},
+            label_column="y",
+            version="v1",
+        )
+    )
+    n_msgs = 200
+    ts = np.sort(T0 + rng.uniform(0, 4 * WINDOW, n_msgs * PER_MESSAGE))
+    expected = np.bincount(((ts - T0) // WINDOW).astype(int), minlength=4)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 5})
+
+    def send(lo: int, hi: int) -> None:
+        for m in range(lo, hi):
+            doc = {
+                "model": "churn",
+                "id": [f"e{m}-{i}" for i in range(PER_MESSAGE)],
+                "ts": ts[m * PER_MESSAGE : (m + 1) * PER_MESSAGE].tolist(),
+                "features": {"x": [0.5] * PER_MESSAGE},
+                "prediction": [1] * PER_MESSAGE,
+            }
+            producer.produce(topics["predictions"], orjson.dumps(doc), b"churn", partition=m % 2)
+        producer.flush(10)
+
+    worker = Worker(cfg, closer_factory=lambda w: WindowCloser(w, w.topic_partitions))
+    thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 150}, daemon=True)
+    thread.start()
+    try:
+        send(0, n_msgs // 2)
+        time.sleep(3)
+        embedded_redis.restart()
+        send(n_msgs // 2, n_msgs)
+        for p in range(2):
+            tick = {
+                "model": "churn",
+                "id": f"tick{p}",
+                "ts": T0 + 1000.0,
+                "features": {"x": 0.0},
+                "prediction": 1,
+            }
+            producer.produce(topics["predictions"], orjson.dumps(tick), b"churn", partition=p)
+        producer.flush(10)
+        deadline = time.monotonic() + 90
+        starts: list[int] = []
+        while time.monotonic() < deadline and len(starts) < 4:
+            with contextlib.suppress(redis.RedisError):  # Redis still coming back
+                starts = [int(s) for s in client.zrange(keys.closed_windows("churn"), 0, -1)]
+            time.sleep(0.5)
+        assert starts == [T0 + w * WINDOW for w in range(4)]
+        counts = [orjson.loads(client.get(keys.result("churn", s)))["count"] for s in starts]
+        assert counts == expected.tolist()
+    finally:
+        worker.stop()
+        thread.join(30)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stream.baseline import build_baseline
-from stream.exceptions import FencedError
+from stream.exceptions import FencedError, OffsetMismatchError
 from stream.fold import PartitionFold, WindowSketches
 from stream.keys import Keys
 from stream.store import StateStore
@@ -85,8 +85,9 @@ def test_replayed_flush_is_refused_and_applies_nothing(store: StateStore, baseli
     store.claim("t", 0, "w1")
     writes = fold_of(baseline, rows).writes()
     assert store.flush("t", 0, "w1", None, 10, writes, 30.0, 1.0).ok
-    with pytest.raises(FencedError, match="stored offset is 10"):
+    with pytest.raises(OffsetMismatchError, match="stored offset is 10") as err:
         store.flush("t", 0, "w1", None, 10, writes, 30.0, 1.0)
+    assert err.value.stored == 10 and not err.value.owner_lost
     merged = WindowSketches.from_deltas(store.window_deltas("t", [0], "m", 0), baseline)
     assert merged.n == 100
 
@@ -149,3 +150,14 @@ def test_names_that_look_like_separators_keep_their_own_fields(
     merged = WindowSketches.from_deltas(store.window_deltas("t", [0], "m", 0), base)
     assert merged.hist["a|h|c0"].count == 2
     assert merged.cats["x:y %z"].frequencies() == {"p|c|q": 1, "weird|c|#": 1}
+
+
+def test_lost_claim_is_reported_as_such(
+    store: StateStore, baseline: Any, redis_client: Any
+) -> None:
+    rows = Rows(np.random.default_rng(8), 10, ["a"])
+    store.claim("t", 0, "w")
+    redis_client.delete(store.keys.offsets("t", 0))  # what a Redis that lost data looks like
+    with pytest.raises(OffsetMismatchError) as err:
+        store.flush("t", 0, "w", 5, 9, fold_of(baseline, rows).writes(), 1.0, 1.0)
+    assert err.value.owner_lost and err.value.stored is None
