@@ -244,3 +244,51 @@ def test_every_bad_input_is_dead_lettered_and_the_worker_keeps_going(
     finally:
         worker.stop()
         thread.join(30)
+
+
+FEATURES = ["f0", "f1", "f2", "f3", "f4", "f5"]
+DRIFTED = {"f1": 0.6, "f4": -0.6}  # shift in reference standard deviations, from window 6
+
+
+def test_k_of_n_drifted_features_alert_and_stationary_windows_do_not(
+    setup: dict[str, Any], key_prefix: str, unique_topic: Any
+) -> None:
+    cfg, client = setup["cfg"], setup["redis"]
+    topics = dict(setup["topics"], predictions=unique_topic("pred6", 2))
+    cfg = cfg.with_overrides(topics=type(cfg.topics)(**topics))
+    keys = Keys(cfg.redis.prefix)
+    rng = np.random.default_rng(21)
+    train = {f: rng.normal(0, 1, 20_000) for f in FEATURES} | {"y": rng.integers(0, 2, 20_000)}
+    BaselineStore(client, keys).save(build_baseline("churn", train, label_column="y", version="v2"))
+    n_windows, per_window = 9, 3000
+    with PredictionLogger(setup["bootstrap"], topics["predictions"], model="churn") as logger:
+        for w in range(n_windows):
+            ts = np.sort(T0 + w * WINDOW + rng.uniform(0, WINDOW, per_window))
+            cols = {
+                f: rng.normal(DRIFTED.get(f, 0.0) if w >= 6 else 0.0, 1.0, per_window)
+                for f in FEATURES
+            }
+            for i in range(per_window):
+                feats = {f: float(cols[f][i]) for f in FEATURES}
+                logger.log(feats, float(i % 2), id=f"w{w}-{i}", ts=float(ts[i]))
+        logger.log(dict.fromkeys(FEATURES, 0.0), 1.0, id="tick", ts=T0 + 100 * WINDOW)
+    worker, thread = start_worker(cfg)
+    try:
+        starts = wait_closed(client, keys, n_windows)
+        drifted = {
+            s: orjson.loads(client.get(keys.result("churn", s)))["drifted_features"] for s in starts
+        }
+        assert drifted == {
+            T0 + w * WINDOW: (sorted(DRIFTED) if w >= 6 else []) for w in range(n_windows)
+        }
+        alerts = [
+            orjson.loads(m.value())
+            for m in read_topic(setup["bootstrap"], topics["alerts"], lambda m: len(m) >= 6)
+        ]
+        fired = {
+            (a["feature"], a["window"]["start"]) for a in alerts if a["rule"] == "feature_drift"
+        }
+        assert fired == {(f, T0 + w * WINDOW) for f in DRIFTED for w in range(6, n_windows)}
+    finally:
+        worker.stop()
+        thread.join(30)
