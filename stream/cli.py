@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from stream import commands as cmd
+from stream import query_commands as qcmd
 from stream.exceptions import DriftlineError
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
@@ -94,7 +95,16 @@ COMMANDS: list[Command] = [
         cmd.add_baseline_arguments,
         cmd.run_baseline,
     ),
-    Command("show", "print a closed window's result", cmd.add_show_arguments, cmd.run_show),
+    Command(
+        "status",
+        "models, last and open windows, partitions, dead letters",
+        qcmd.add_status_arguments,
+        qcmd.run_status,
+    ),
+    Command(
+        "show", "a window's result as a table (or JSON)", qcmd.add_show_arguments, qcmd.run_show
+    ),
+    Command("alerts", "tail the alerts topic", qcmd.add_alerts_arguments, qcmd.run_alerts),
 ]
 
 

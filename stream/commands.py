@@ -1,4 +1,7 @@
-"""CLI subcommands that work on a configuration: ``worker``, ``baseline``, ``show``."""
+"""CLI subcommands that work on a configuration: ``worker``, ``baseline``.
+
+The read-only ones (``status``, ``show``, ``alerts``) are in :mod:`stream.query_commands`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,7 @@ import logging
 import sys
 from typing import Any
 
-import orjson
-
-__all__ = ["add_baseline_arguments", "add_show_arguments", "add_worker_arguments"]
-__all__ += ["run_baseline", "run_show", "run_worker"]
+__all__ = ["add_baseline_arguments", "add_worker_arguments", "run_baseline", "run_worker"]
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -108,33 +108,4 @@ def run_baseline(args: argparse.Namespace) -> int:
         f"({', '.join(f'{n}:{k}' for n, k in kinds_seen.items())})"
         + (f", prediction {base.prediction.kind}" if base.prediction else "")
     )
-    return 0
-
-
-def add_show_arguments(parser: argparse.ArgumentParser) -> None:
-    _config_argument(parser)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--window", type=int, default=None, help="window start (default: latest)")
-
-
-def run_show(args: argparse.Namespace) -> int:
-    """Print a closed window's result as JSON."""
-    from stream.config import load_config
-    from stream.keys import Keys
-    from stream.redis_client import connect
-
-    cfg = load_config(args.config)
-    keys, r = Keys(cfg.redis.prefix), connect(cfg.redis)
-    start = args.window
-    if start is None:
-        rows = r.zrevrange(keys.closed_windows(args.model), 0, 0)
-        if not rows:
-            print(f"model {args.model!r} has no closed window yet", file=sys.stderr)
-            return 1
-        start = int(rows[0])
-    raw = r.get(keys.result(args.model, start))
-    if raw is None:
-        print(f"no result for model {args.model!r} window {start}", file=sys.stderr)
-        return 1
-    sys.stdout.write(orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
