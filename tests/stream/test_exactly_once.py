@@ -64,12 +64,14 @@ batch_size = 20
 
 
 def spawn(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "stream", "worker", "-v", "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(config.parent / f"worker-{time.monotonic_ns()}.log", "wb"),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    log = config.parent / f"worker-{time.monotonic_ns()}.log"
+    with open(log, "wb") as err:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream", "worker", "-v", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 def test_sigkill_and_restart_keep_counts_exact(
@@ -232,3 +234,45 @@ def test_redis_restart_mid_stream_keeps_counts_exact(
     finally:
         worker.stop()
         thread.join(30)
+
+
+def test_sigterm_flushes_and_exits_cleanly(
+    kafka_bootstrap: str, redis_url: str, key_prefix: str, unique_topic: Any, tmp_path: Path
+) -> None:
+    topics = {
+        "predictions": unique_topic("st", 1),
+        "labels": unique_topic("stl"),
+        "dlq": unique_topic("std"),
+        "windows": unique_topic("stw"),
+        "alerts": unique_topic("sta"),
+    }
+    cfg_path = tmp_path / "driftline.toml"
+    write_config(cfg_path, kafka_bootstrap, redis_url, key_prefix, topics)
+    client = connect(type("S", (), {"url": redis_url, "cluster": False})())
+    keys = Keys(key_prefix)
+    rng = np.random.default_rng(9)
+    BaselineStore(client, keys).save(
+        build_baseline("churn", {"x": rng.normal(size=500)}, version="v1")
+    )
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(30):
+        event = {
+            "model": "churn",
+            "id": f"e{i}",
+            "ts": T0 + i,
+            "features": {"x": 1.0},
+            "prediction": 1,
+        }
+        producer.produce(topics["predictions"], orjson.dumps(event), b"churn")
+    producer.flush(10)
+    worker = spawn(cfg_path)
+    deadline = time.monotonic() + 30
+    offset = None
+    while time.monotonic() < deadline and offset != b"30":
+        offset = client.hget(keys.offsets(topics["predictions"], 0), "off")
+        time.sleep(0.2)
+    assert offset == b"30"
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    log = max(tmp_path.glob("worker-*.log")).read_text()
+    assert "worker stopped: 30 messages, 30 events" in log
