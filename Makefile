@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m sketches.demo
+	$(BIN)/driftline demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

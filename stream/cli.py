@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from stream import commands as cmd
+from stream import demo
 from stream import query_commands as qcmd
 from stream.exceptions import DriftlineError
 
@@ -105,6 +106,12 @@ COMMANDS: list[Command] = [
         "show", "a window's result as a table (or JSON)", qcmd.add_show_arguments, qcmd.run_show
     ),
     Command("alerts", "tail the alerts topic", qcmd.add_alerts_arguments, qcmd.run_alerts),
+    Command(
+        "demo",
+        "end-to-end demo: embedded servers, simulated models, injected drift, live alerts",
+        demo.add_arguments,
+        demo.run_command,
+    ),
 ]
 
 

@@ -1,0 +1,409 @@
+"""``driftline demo``: the whole pipeline on one machine in about a minute.
+
+Starts the embedded broker and Redis, registers baselines for three simulated
+models (:mod:`stream.demo_data`), runs one stream worker in a background
+thread and a simulated model server that logs predictions with
+:class:`~stream.sdk.PredictionLogger`. Event time runs ``--speed`` times faster
+than the wall clock, so a window of ``--window-seconds`` closes every few
+seconds. From window :attr:`DemoOptions.drift_from` on, drift is injected into
+``churn.income``, ``churn.plan`` and ``fraud.amount``, and ``pricing`` serves
+slowly for three windows. Every closed window (from ``driftline.windows``) and
+every alert (from ``driftline.alerts``) is printed as it arrives; a summary
+names what drifted and from which window, what stayed stable, the alert counts,
+and whether every window counted exactly the events sent.
+
+:func:`run_demo` returns a :class:`DemoSummary`; :func:`main` returns its exit
+status: 0 when every window closed with exact counts and exactly the injected
+changes were detected, 1 otherwise. Window numbers are 1-based.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stream.exceptions import ConfigError, DriftlineError
+
+if TYPE_CHECKING:  # the heavy modules load when the demo runs, not with the CLI
+    from stream.config import Config
+
+__all__ = [
+    "DemoOptions",
+    "DemoSummary",
+    "ModelReport",
+    "add_arguments",
+    "main",
+    "run_command",
+    "run_demo",
+]
+
+LATENESS_S = 1  # above demo_data.TICK_S: events sent in event-time order are never too late
+TRAINING_ROWS = 100_000
+ALERT_WAIT_S = 5.0  # longest a window line waits for its alerts to arrive
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The demo's knobs (the command-line options)."""
+
+    seed: int = 7
+    windows: int = 16
+    window_seconds: int = 5
+    events: int = 3000  # per window and model (Poisson around it)
+    speed: float = 2.0  # event seconds per wall second
+    quiet: bool = False
+
+    @property
+    def drift_from(self) -> int:
+        """First window with injected drift (the latency regression starts here too)."""
+        return max(2, min(6, self.windows // 2 + 1))
+
+    @property
+    def slow_windows(self) -> range:
+        """Windows in which ``pricing`` serves slowly (three at most, then it recovers)."""
+        return range(self.drift_from, min(self.windows, self.drift_from + 2) + 1)
+
+
+@dataclass
+class ModelReport:
+    """What the demo observed for one model (windows are 1-based)."""
+
+    model: str
+    features: list[str]
+    windows: list[int] = field(default_factory=list)
+    events: int = 0
+    flagged: dict[str, list[int]] = field(default_factory=dict)
+    prediction_flagged: list[int] = field(default_factory=list)
+    alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    latency_alert_windows: list[int] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> dict[str, int]:
+        """Feature → first window in which it was flagged."""
+        return {f: ws[0] for f, ws in self.flagged.items() if ws}
+
+    @property
+    def stable(self) -> list[str]:
+        """Features never flagged."""
+        return [f for f in self.features if not self.flagged.get(f)]
+
+
+@dataclass
+class DemoSummary:
+    """The outcome of a demo run; ``exit_code`` is 0 when ``problems`` is empty."""
+
+    options: DemoOptions
+    injected: dict[str, tuple[str, ...]]
+    models: dict[str, ModelReport]
+    problems: list[str]
+    elapsed_s: float
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+    @property
+    def drifted(self) -> dict[str, dict[str, int]]:
+        """Model → feature → first window flagged (models without drift map to ``{}``)."""
+        return {name: r.drifted for name, r in self.models.items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``driftline demo`` options."""
+    d = DemoOptions()
+    for flag, kind, default, text in (
+        ("--seed", int, d.seed, "random seed"),
+        ("--windows", int, d.windows, "windows to run, ≥ 2"),
+        ("--window-seconds", int, d.window_seconds, "window length in event time, ≥ 1"),
+        ("--events", int, d.events, "events per window and model, ≥ 500"),
+        ("--speed", float, d.speed, "event seconds per wall second"),
+    ):
+        meta = "S" if kind is float or flag == "--window-seconds" else "N"
+        parser.add_argument(
+            flag, type=kind, default=default, metavar=meta, help=f"{text} (default: {default})"
+        )
+    parser.add_argument("--quiet", action="store_true", help="print the summary only")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``driftline demo``: check the options, run it and return the exit status."""
+    a = args
+    opts = DemoOptions(a.seed, a.windows, a.window_seconds, a.events, a.speed, a.quiet)
+    if opts.windows < 2 or opts.window_seconds < 1 or opts.events < 500 or not opts.speed > 0:
+        raise ConfigError("need --windows ≥ 2, --window-seconds ≥ 1, --events ≥ 500, --speed > 0")
+    return run_demo(opts).exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (``--seed``, ``--windows``, ...) and run the demo; the exit status."""
+    parser = argparse.ArgumentParser(prog="driftline demo", description=__doc__)
+    add_arguments(parser)
+    return run_command(parser.parse_args(argv))
+
+
+def _fmt(v: Any) -> str:
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return "n/a"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ts))
+
+
+class _Viewer:
+    """Reads window summaries and alerts from Kafka and prints them as they arrive."""
+
+    def __init__(self, cfg: Config, t0: int, size: int, say: Say) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        self.t0, self.size, self.say = t0, size, say
+        self.consumer = Consumer(cfg.consumer_conf(**{"group.id": "driftline-demo-viewer"}))
+        topics = (cfg.topics.windows, cfg.topics.alerts)
+        meta = self.consumer.list_topics(timeout=10).topics
+        self.consumer.assign(
+            [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in meta[t].partitions]
+        )
+        self.alerts_topic = cfg.topics.alerts
+        self.results: dict[tuple[str, int], dict[str, Any]] = {}
+        self.alerts: dict[str, dict[str, Any]] = {}
+        self._queue: list[tuple[tuple[str, int], float]] = []
+
+    def index(self, start: int) -> int:
+        """1-based window number of a window start."""
+        return (start - self.t0) // self.size + 1
+
+    @property
+    def pending(self) -> bool:
+        """Whether a received window is still waiting for its alerts."""
+        return bool(self._queue)
+
+    def poll(self, seconds: float) -> None:
+        """Read and print for ``seconds`` (at least one non-blocking read)."""
+        import orjson
+
+        deadline = time.monotonic() + seconds
+        while True:
+            left = min(0.1, deadline - time.monotonic())
+            for msg in self.consumer.consume(1000, max(0.0, left)):
+                value = msg.value()
+                if msg.error() is not None or value is None:
+                    continue
+                data = orjson.loads(value)
+                if msg.topic() == self.alerts_topic:
+                    self.alerts.setdefault(data["alert_id"], data)
+                    continue
+                key = (data["model"], int(data["window"]["start"]))
+                if key not in self.results:  # a redone close repeats its summary
+                    self.results[key] = data
+                    self._queue.append((key, time.monotonic()))
+            self._show_ready()
+            if time.monotonic() >= deadline:
+                return
+
+    def _show_ready(self) -> None:
+        while self._queue:
+            key, since = self._queue[0]
+            res = self.results[key]
+            ids = res.get("alerts") or []
+            if any(a not in self.alerts for a in ids) and time.monotonic() - since < ALERT_WAIT_S:
+                return
+            self._queue.pop(0)
+            start, end = key[1], int(res["window"]["end"])
+            drifted = ", ".join(res["drifted_features"]) or "-"
+            self.say(
+                f"w{self.index(start):>3} {_clock(start)}–{_clock(end)}  {res['model']:<8}"
+                f"{res['count']:>7,} events  p99 {_fmt(res['latency_ms']['p99']):>6} ms"
+                f"  drifted: {drifted}"
+            )
+            for a in (self.alerts[i] for i in ids if i in self.alerts):
+                subject = f"{a['model']}.{a['feature']}" if a["feature"] else a["model"]
+                self.say(
+                    f"       ALERT {a['severity']:<8} {a['status']:<8} {a['rule']:<17}"
+                    f"{subject:<22} {a['metric']} {_fmt(a['value'])} vs {_fmt(a['threshold'])}"
+                )
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _send(
+    cfg: Config, opts: DemoOptions, t0: int, viewer: _Viewer, worker: threading.Thread, say: Say
+) -> Counter[tuple[str, int]]:
+    """Run the simulated model server, printing what arrives while it waits between steps."""
+    from stream.demo_data import send_traffic
+    from stream.sdk import PredictionLogger
+
+    def wait_until(deadline: float) -> None:
+        if not worker.is_alive():
+            raise DriftlineError("the stream worker stopped unexpectedly")
+        viewer.poll(deadline - time.monotonic())
+
+    conf = {k: v for k, v in cfg.producer_conf().items() if k != "bootstrap.servers"}
+    bootstrap, topic = cfg.kafka["bootstrap.servers"], cfg.topics.predictions
+    logger = PredictionLogger(bootstrap, topic, linger_s=0.05, producer_conf=conf)
+    try:
+        return send_traffic(opts, logger, t0, LATENESS_S, wait_until, say)
+    finally:
+        logger.close()
+
+
+def _reports(
+    viewer: _Viewer, opts: DemoOptions, sent: Mapping[tuple[str, int], int]
+) -> tuple[dict[str, ModelReport], list[str]]:
+    """Per-model reports from what the viewer received, and every deviation from the plan."""
+    from stream.demo_data import MODELS
+
+    reports = {m.name: ModelReport(m.name, list(m.kinds)) for m in MODELS.values()}
+    for (model, start), res in sorted(viewer.results.items()):
+        r, w = reports[model], viewer.index(start)
+        r.windows.append(w)
+        r.events += int(res["count"])
+        for f in res["drifted_features"]:
+            r.flagged.setdefault(f, []).append(w)
+        if ((res.get("prediction") or {}).get("drift") or {}).get("drifted"):
+            r.prediction_flagged.append(w)
+    for a in viewer.alerts.values():
+        r = reports[a["model"]]
+        r.alerts[a["rule"], a["status"]] += 1
+        if a["rule"] == "latency_p99" and a["status"] == "firing":
+            r.latency_alert_windows.append(viewer.index(a["window"]["start"]))
+    problems: list[str] = []
+    every = list(range(1, opts.windows + 1))
+    for m in MODELS.values():
+        r = reports[m.name]
+        r.latency_alert_windows.sort()
+        missing = sorted(set(every) - set(r.windows))
+        if missing:
+            problems.append(f"{m.name}: windows {missing} did not close")
+        results = viewer.results.items()
+        counts = {viewer.index(st): res["count"] for (n, st), res in results if n == m.name}
+        wrong = [w for w in every if w in r.windows and counts[w] != sent[m.name, w]]
+        if wrong:
+            problems.append(f"{m.name}: windows {wrong} counted other than the events sent")
+        for f in m.kinds:
+            want = list(range(opts.drift_from, opts.windows + 1)) if f in m.drifts else []
+            if [w for w in r.flagged.get(f, []) if w in every] != want:
+                problems.append(f"{m.name}.{f}: flagged in windows {r.flagged.get(f)}, want {want}")
+        want_slow = list(opts.slow_windows) if m.slows_down else []
+        if r.latency_alert_windows != want_slow:
+            got = r.latency_alert_windows
+            problems.append(f"{m.name}: latency alerts in windows {got}, want {want_slow}")
+    return reports, problems
+
+
+def _summary_lines(s: DemoSummary) -> list[str]:
+    opts, lines = s.options, []
+    total = sum(r.events for r in s.models.values())
+    lines.append(
+        f"summary: {opts.windows} windows of {opts.window_seconds} s x {len(s.models)} models, "
+        f"{total:,} events; changes injected from window {opts.drift_from}"
+    )
+    for name, r in s.models.items():
+        drifted = ", ".join(f"{f} (from window {w})" for f, w in r.drifted.items()) or "none"
+        injected = ", ".join(s.injected.get(name, ())) or "none"
+        lines.append(f"  {name:<8} drifted: {drifted}   [injected: {injected}]")
+        lines.append(f"  {'':<8} stable:  {', '.join(r.stable) or 'none'}")
+        if r.prediction_flagged:
+            lines.append(f"  {'':<8} prediction drifted from window {r.prediction_flagged[0]}")
+        by_rule: dict[str, list[str]] = {}
+        for (rule, status), n in sorted(r.alerts.items()):
+            by_rule.setdefault(rule, []).append(f"{n} {status}")
+        shown = "; ".join(f"{rule} {', '.join(v)}" for rule, v in by_rule.items()) or "none"
+        lines.append(f"  {'':<8} alerts:  {shown}")
+        if r.latency_alert_windows:
+            lines.append(f"  {'':<8} latency p99 over SLO in windows {r.latency_alert_windows}")
+    if s.problems:
+        lines.extend(f"PROBLEM: {p}" for p in s.problems)
+    else:
+        lines.append("every window counted exactly the events sent (no loss, no double count)")
+        lines.append("OK: exactly the injected drift and latency regression were detected")
+    return lines
+
+
+def run_demo(opts: DemoOptions | None = None) -> DemoSummary:
+    """Run the demo (see the module docstring); prints as it goes, then the summary."""
+    from stream.closer import WindowCloser
+    from stream.demo_data import MODELS, demo_config, register_baselines
+    from stream.embedded import EmbeddedStack
+    from stream.worker import Worker
+
+    opts = opts or DemoOptions()
+    began = time.monotonic()
+
+    def say(line: str) -> None:
+        if not opts.quiet:
+            print(line, flush=True)
+
+    wall = opts.window_seconds / opts.speed
+    say(
+        f"driftline demo: seed {opts.seed}, {opts.windows} windows of {opts.window_seconds} s "
+        f"event time (one every {wall:.1f} s), ~{opts.events:,} events per window and model"
+    )
+    stack = EmbeddedStack()
+    worker: Worker | None = None
+    thread: threading.Thread | None = None
+    viewer: _Viewer | None = None
+    problems: list[str] = []
+    reports: dict[str, ModelReport] = {}
+    try:
+        stack.start()
+        say(f"Kafka broker  {stack.bootstrap}  (embedded Tansu, pid {stack.kafka.pid})")
+        say(f"Redis         {stack.redis_url}  (embedded valkey, pid {stack.redis.pid})")
+        cfg = demo_config(stack.bootstrap, stack.redis_url, opts.window_seconds, LATENESS_S)
+        for m in MODELS.values():
+            slo = f", p99 SLO {m.latency_slo_ms:g} ms" if m.latency_slo_ms else ""
+            say(f"model {m.name:<8} {m.description}{slo}")
+        say(f"registering baselines ({TRAINING_ROWS:,} training rows per model):")
+        tty = sys.stdout.isatty() and not opts.quiet
+        register_baselines(cfg, opts.seed, TRAINING_ROWS, say, tty)
+        worker = Worker(cfg, closer_factory=lambda w: WindowCloser(w, w.topic_partitions))
+        thread = threading.Thread(target=worker.run, name="driftline-demo-worker", daemon=True)
+        thread.start()
+        t0 = int(time.time()) // opts.window_seconds * opts.window_seconds
+        viewer = _Viewer(cfg, t0, opts.window_seconds, say)
+        deadline = time.monotonic() + 30
+        while not worker.parts and thread.is_alive() and time.monotonic() < deadline:
+            viewer.poll(0.1)
+        if not worker.parts:
+            raise DriftlineError("the stream worker did not get its partitions within 30 s")
+        say(f"worker joined ({len(worker.parts)} partitions); streaming predictions:")
+        sent = _send(cfg, opts, t0, viewer, thread, say)
+        due = len(MODELS) * opts.windows
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            closed = [k for k in viewer.results if viewer.index(k[1]) <= opts.windows]
+            if len(closed) >= due and not viewer.pending:
+                break
+            viewer.poll(0.2)
+        reports, problems = _reports(viewer, opts, sent)
+    finally:
+        if worker is not None and thread is not None:
+            worker.stop()
+            thread.join(30)
+            if thread.is_alive():
+                problems.append("the worker did not stop within 30 s")
+        if viewer is not None:
+            viewer.close()
+        worker = viewer = None
+        gc.collect()  # frees the worker's producer (held in a cycle) before its broker stops
+        stack.stop()
+    summary = DemoSummary(
+        opts,
+        {m.name: m.drifts for m in MODELS.values() if m.drifts},
+        reports,
+        problems,
+        time.monotonic() - began,
+    )
+    for line in _summary_lines(summary):
+        print(line, flush=True)
+    print(f"done in {summary.elapsed_s:.1f} s; worker and servers stopped", flush=True)
+    return summary
