@@ -111,6 +111,7 @@ class Worker:
         max_bytes = max(1_000_000, config.worker.max_message_bytes + 65_536)
         self.producer = Producer(config.producer_conf(**{"message.max.bytes": str(max_bytes)}))
         self._partitions: list[int] | None = None
+        self._blame: list[tuple[str | None, str, int]] = []
         self.closer = closer_factory(self) if closer_factory else None
 
     def topic_partitions(self) -> list[int]:
@@ -265,6 +266,7 @@ class Worker:
         if not msgs:
             return
         fold = st.fold
+        self._blame = []
         batches = self._decode(fold, msgs)
         horizon = None
         marks = [x for x in (st.watermark, fold.max_event_time) if x is not None]
@@ -302,6 +304,7 @@ class Worker:
                 self.stats.events += int(ok.size)
         if batch_max is not None:
             fold.saw(batch_max)
+        self._attribute_dead_letters(st)
         fold.messages += len(msgs)
         self.stats.messages += len(msgs)
         st.next_offset = msgs[-1].offset() + 1
@@ -327,10 +330,31 @@ class Worker:
             payload = batch.row_payload(i, msg.value())
             self._produce_dlq(msg, DeadLetter(reason, detail, payload, batch.row_in_message(i)))
         fold.count(f"dlq:{reason}", int(rows.size))
+        self._blame.append((batch.model, reason, int(rows.size)))
 
     def _dead_letter(self, fold: PartitionFold, msg: Any, dl: DeadLetter) -> None:
         self._produce_dlq(msg, dl)
         fold.count(f"dlq:{dl.reason}")
+        key = msg.key()
+        self._blame.append((key.decode("utf-8", "replace") if key else None, dl.reason, 1))
+
+    def _attribute_dead_letters(self, st: _Partition) -> None:
+        """Count dead letters in their model's current window, for the dead-letter rate.
+
+        The model is the event's (or the message key, the model id by contract);
+        the window is the one holding the partition's latest event time, unless
+        it is closed already (then the partition-level count is all there is).
+        """
+        mark = st.fold.max_event_time if st.fold.max_event_time is not None else st.watermark
+        if mark is None:
+            return
+        start = int(window_start(np.array([mark]), self.size)[0])
+        for model, reason, n in self._blame:
+            base = self._models.get(model) if model else None
+            cu = st.closed_upto.get(model) if model else None
+            if base is None or (cu is not None and start + self.size <= cu):
+                continue
+            st.fold.window(base, start).dead_letter(reason, n)
 
     def _produce_dlq(self, msg: Any, dl: DeadLetter) -> None:
         headers = [

@@ -241,6 +241,16 @@ def test_every_bad_input_is_dead_lettered_and_the_worker_keeps_going(
         while worker.stats.events < 1 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert worker.stats.events == 1 and thread.is_alive()
+        # the dead letters count toward the window's dead-letter rate, and the rule fires
+        tick = dict(good, id="tick", ts=T0 + 100 * WINDOW)
+        p.produce(topics["predictions"], key=b"churn", value=orjson.dumps(tick))
+        p.flush(10)
+        client, keys = setup["redis"], Keys(cfg.redis.prefix)
+        [start] = wait_closed(client, keys, 1)
+        res = orjson.loads(client.get(keys.result("churn", start)))
+        assert res["count"] == 1 and res["dead_letters"] == dict.fromkeys(BAD, 1)
+        assert res["dead_letter_rate"] == pytest.approx(len(BAD) / (len(BAD) + 1))
+        assert ["dead_letter_rate", None] in res["firing"]
     finally:
         worker.stop()
         thread.join(30)
