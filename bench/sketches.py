@@ -34,30 +34,24 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 if __name__ == "__main__":
-    # before numpy is imported: one thread for every BLAS/OpenMP pool
-    for _var in (
-        "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS",
-        "NUMEXPR_NUM_THREADS",
-    ):
-        os.environ[_var] = "1"
+    from bench.report import one_blas_thread
+
+    one_blas_thread()  # before numpy is imported
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from bench.report import Report, Stat  # noqa: E402
 from sketches.categorical import CategoricalCounter  # noqa: E402
 from sketches.histogram import ReferenceHistogram  # noqa: E402
 from sketches.moments import Moments  # noqa: E402
@@ -89,25 +83,6 @@ QUICK = Sizes(10**4, 10**3, 10**4, 10**4, 10, 2000, 3, 5)
 
 
 # -- timing ------------------------------------------------------------------
-@dataclass
-class Stat:
-    """Seconds per run (or per operation) over the repeats."""
-
-    samples: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def lo(self) -> float:
-        return min(self.samples)
-
-    @property
-    def hi(self) -> float:
-        return max(self.samples)
-
-
 def _timed_once(fn: Timed) -> float:
     gc.collect()
     gc.disable()
@@ -132,71 +107,6 @@ def rate(stat: Stat, n: int) -> Stat:
 
 
 # -- report ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Row:
-    section: str
-    name: str
-    stat: Stat | None  # None: a single figure (bytes, ratio)
-    value: float
-    unit: str
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    measured: str
-    goal: str
-    passed: bool
-
-
-class Report:
-    def __init__(self) -> None:
-        self.rows: list[Row] = []
-        self.targets: list[Target] = []
-
-    def timing(
-        self, section: str, name: str, stat: Stat, scale: float, unit: str, note: str = ""
-    ) -> float:
-        scaled = Stat([s * scale for s in stat.samples])
-        self.rows.append(Row(section, name, scaled, scaled.median, unit, note))
-        return scaled.median
-
-    def figure(self, section: str, name: str, value: float, unit: str, note: str = "") -> None:
-        self.rows.append(Row(section, name, None, value, unit, note))
-
-    def target(self, name: str, measured: str, goal: str, passed: bool) -> None:
-        self.targets.append(Target(name, measured, goal, passed))
-
-    def render(self, quick: bool = False) -> str:
-        lines = [
-            "| # | measurement | median | min … max | unit | note |",
-            "|---|---|---:|---:|---|---|",
-        ]
-        for r in self.rows:
-            spread = f"{_fmt(r.stat.lo)} … {_fmt(r.stat.hi)}" if r.stat else ""
-            lines.append(
-                f"| {r.section} | {r.name} | {_fmt(r.value)} | {spread} | {r.unit} | {r.note} |"
-            )
-        lines += ["", "## targets", ""]
-        if quick:
-            lines += ["(quick mode: tiny sizes, so the verdicts below are indicative only)", ""]
-        lines.append("| target | measured | goal | result |")
-        lines.append("|---|---:|---|---|")
-        for t in self.targets:
-            verdict = "PASS" if t.passed else "FAIL"
-            lines.append(f"| {t.name} | {t.measured} | {t.goal} | {verdict} |")
-        return "\n".join(lines)
-
-
-def _fmt(x: float) -> str:
-    if math.isnan(x):
-        return "n/a"
-    if x == 0 or 0.01 <= abs(x) < 1e6:
-        return f"{x:,.3g}" if abs(x) < 100 else f"{x:,.0f}"
-    return f"{x:.3g}"
-
-
 # -- 1. quantile sketch ------------------------------------------------------
 def bench_quantile(rep: Report, sz: Sizes, repeat: int, rng: np.random.Generator) -> None:
     import datasketches

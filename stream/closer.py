@@ -140,6 +140,8 @@ class WindowCloser:
         cfg = worker.config
         self.retention = max(1, math.ceil(cfg.windows.retention_s))
         self.started_at = worker.clock()
+        # the last window this closer closed, per model: the next close compares with it
+        self._last: dict[str, tuple[int, WindowSketches, dict[str, Any]]] = {}
 
     def current_watermark(self) -> float | None:
         cfg = self.w.config.windows
@@ -174,7 +176,10 @@ class WindowCloser:
             if r.get(claim_key) == b"done":
                 w.store.drop_window(w.topic, parts, model, start)
             return False
-        baseline: Baseline | None = w.baselines.load(model)
+        baseline: Baseline | None = w.baseline(model)
+        if baseline is None:  # not loaded yet in this process
+            w.refresh_models(force=True)
+            baseline = w.baseline(model)
         if baseline is None:
             log.error("cannot close %s@%d: no baseline", model, start)
             r.delete(claim_key)
@@ -186,9 +191,13 @@ class WindowCloser:
         previous = None
         prev_result: dict[str, Any] = {}
         if prev_start is not None:
-            previous = load_sketches(r.hgetall(keys.window_sketches(model, prev_start)))
-            raw = r.get(keys.result(model, prev_start))
-            prev_result = orjson.loads(raw) if raw else {}
+            cached = self._last.get(model)
+            if cached is not None and cached[0] == prev_start:
+                previous, prev_result = cached[1], cached[2]
+            else:
+                previous = load_sketches(r.hgetall(keys.window_sketches(model, prev_start)))
+                raw = r.get(keys.result(model, prev_start))
+                prev_result = orjson.loads(raw) if raw else {}
         spec = w.config.models[model]
         result = window_result(
             model,
@@ -210,6 +219,7 @@ class WindowCloser:
         result["firing"] = firing
         result["alerts"] = [e.alert_id for e in events]
         self._store(model, start, result, current)
+        self._last[model] = (start, current, result)
         topics = w.config.topics
         w.producer.produce(topics.windows, key=model.encode(), value=orjson.dumps(result))
         for e in events:

@@ -18,6 +18,7 @@ probabilities, ``lt`` below the confidence threshold) and ``@dlq``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ __all__ = [
     "PartitionFold",
     "WindowFold",
     "WindowSketches",
+    "histogram_from_vector",
+    "histogram_vector",
     "sketch_ops",
     "window_start",
 ]
@@ -56,9 +59,46 @@ def window_start(ts: NDArray[np.float64], size: int) -> NDArray[np.int64]:
     return (np.floor(ts / size) * size).astype(np.int64)
 
 
+def histogram_vector(h: ReferenceHistogram) -> bytes:
+    """A histogram's additive state as one little-endian float64 vector:
+    bin counts, bin sums, then missing, rejected and the sum of squares."""
+    head = np.array([h.missing, h.rejected, h.sumsq], dtype="<f8")
+    return np.concatenate([h.counts.astype("<f8"), h.sums.astype("<f8"), head]).tobytes()
+
+
+def histogram_from_vector(
+    blob: bytes, binning: Any, lo: bytes | None, hi: bytes | None
+) -> ReferenceHistogram:
+    """Inverse of :func:`histogram_vector` (with the window's min and max)."""
+    h = ReferenceHistogram(binning)
+    nb = binning.num_bins
+    v = np.frombuffer(blob, dtype="<f8")
+    if v.size != 2 * nb + 3:
+        raise ValueError(f"histogram vector of {v.size} values does not fit {nb} bins")
+    h.counts = np.rint(v[:nb]).astype(np.int64)
+    h.sums = v[nb : 2 * nb].astype(np.float64)
+    h.missing, h.rejected, h.sumsq = round(float(v[-3])), round(float(v[-2])), float(v[-1])
+    if h.count:
+        h.min = float(lo) if lo is not None else math.inf
+        h.max = float(hi) if hi is not None else -math.inf
+    return h
+
+
 def sketch_ops(prefix: str, sketch: Any) -> list[Op]:
-    """Redis ops adding ``sketch``'s flat fields under ``prefix`` (``name|kind|``)."""
+    """Redis ops adding ``sketch``'s flat fields under ``prefix`` (``name|kind|``).
+
+    A histogram is one packed vector (``name|h|v``, added element-wise by the
+    store) plus ``lo``/``hi``: two fields per feature instead of two per bin.
+    """
     out: list[Op] = []
+    if isinstance(sketch, ReferenceHistogram):
+        if sketch.is_empty:
+            return out
+        out.append(("v", prefix + "v", histogram_vector(sketch)))
+        if sketch.count:
+            out.append(("<", prefix + "lo", format_number(sketch.min)))
+            out.append((">", prefix + "hi", format_number(sketch.max)))
+        return out
     categorical = isinstance(sketch, CategoricalCounter)
     for name, value in sketch.to_fields().items():
         op = sketch.field_op(name)
@@ -204,7 +244,9 @@ class WindowSketches:
     dlq: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_deltas(cls, deltas: Iterable[Mapping[str, str]], baseline: Baseline) -> WindowSketches:
+    def from_deltas(
+        cls, deltas: Iterable[Mapping[str, bytes | str]], baseline: Baseline
+    ) -> WindowSketches:
         """Merge partition delta hashes (``field -> value``) on ``baseline``'s bins."""
         out = cls()
         for fb in baseline.features.values():
@@ -216,7 +258,7 @@ class WindowSketches:
         if pred is not None:
             out.prediction = pred.histogram.empty_like() if pred.histogram else CategoricalCounter()
         for delta in deltas:
-            groups: dict[tuple[str, str], dict[str, str]] = {}
+            groups: dict[tuple[str, str], dict[str, Any]] = {}
             for key, value in delta.items():
                 name, kind, fld = key.split(SEP, 2)
                 groups.setdefault((name, kind), {})[fld] = value
@@ -224,7 +266,7 @@ class WindowSketches:
                 out._absorb(name, kind, fields)
         return out
 
-    def _absorb(self, name: str, kind: str, fields: dict[str, str]) -> None:
+    def _absorb(self, name: str, kind: str, fields: dict[str, Any]) -> None:
         if name == COUNT:
             self.n += int(fields.get("n", 0))
         elif name == CONF:
@@ -245,12 +287,18 @@ class WindowSketches:
 
     @staticmethod
     def _merge_into(
-        target: ReferenceHistogram | CategoricalCounter | None, kind: str, fields: dict[str, str]
+        target: ReferenceHistogram | CategoricalCounter | None, kind: str, fields: dict[str, Any]
     ) -> None:
         if target is None:
             return  # a feature no longer in the baseline: ignored at close
         if kind == "h" and isinstance(target, ReferenceHistogram):
-            target.merge(ReferenceHistogram.from_fields(fields, target.binning))
+            if "v" in fields:
+                part = histogram_from_vector(
+                    fields["v"], target.binning, fields.get("lo"), fields.get("hi")
+                )
+            else:
+                part = ReferenceHistogram.from_fields(fields, target.binning)
+            target.merge(part)
         elif kind == "c" and isinstance(target, CategoricalCounter):
             fields = {k: v for k, v in fields.items() if k != "#"}
             fields.setdefault("mc", str(target.max_categories))

@@ -37,10 +37,11 @@ __all__ = ["FlushResult", "PartitionState", "StateStore", "WindowWrite", "format
 
 # One op is (code, field, value). Codes: "i" HINCRBY, "f" HINCRBYFLOAT,
 # "<" keep the minimum, ">" keep the maximum, "=" set once (HSETNX),
+# "v" element-wise addition of little-endian float64 vectors (bytes),
 # "k" capped category count: value is the count; the field's feature prefix
 # (up to and including "|c|") names the per-feature "#" (categories held) and
 # "o" (other) fields.
-Op = tuple[str, str, str]
+Op = tuple[str, str, str | bytes]
 
 _FLUSH = """
 local off = KEYS[1]
@@ -81,6 +82,19 @@ for w = 1, nwin do
       if (not old) or tonumber(v) > tonumber(old) then redis.call('HSET', k, f, v) end
     elseif code == '=' then
       redis.call('HSETNX', k, f, v)
+    elseif code == 'v' then
+      local old = redis.call('HGET', k, f)
+      if not old then
+        redis.call('HSET', k, f, v)
+      else
+        if #old ~= #v then return redis.error_reply('vector length differs for ' .. f) end
+        local n = #v / 8
+        local fmt = '<' .. string.rep('d', n)
+        local x = {struct.unpack(fmt, old)}
+        local y = {struct.unpack(fmt, v)}
+        for j = 1, n do x[j] = x[j] + y[j] end
+        redis.call('HSET', k, f, struct.pack(fmt, unpack(x, 1, n)))
+      end
     elseif code == 'k' then
       local cut = string.find(f, '|c|', 1, true)
       local base = string.sub(f, 1, cut + 2)
@@ -239,7 +253,7 @@ class StateStore:
             StoreError: Redis failed; nothing was applied, retry.
         """
         keys = [self.keys.offsets(topic, partition), self.keys.open_windows(topic, partition)]
-        args: list[str] = [
+        args: list[str | bytes] = [
             token,
             "" if expected is None else str(expected),
             str(new_offset),
@@ -253,7 +267,7 @@ class StateStore:
             keys.append(self.keys.window_delta(topic, partition, w.model, w.start))
             args += [w.model, str(w.start), str(w.end), f"{w.model}|{w.start}", str(len(w.ops))]
             for op in w.ops:
-                args += op
+                args.extend(op)
         items = list((counters or {}).items())
         args.append(str(len(items)))
         for name, n in items:
@@ -316,13 +330,20 @@ class StateStore:
 
     def window_deltas(
         self, topic: str, partitions: Iterable[int], model: str, start: int
-    ) -> list[dict[str, str]]:
-        """Every partition's delta hash for one window (empty ones left out)."""
+    ) -> list[dict[str, bytes]]:
+        """Every partition's delta hash for one window (empty ones left out).
+
+        Field names are decoded; values stay bytes (packed vectors are binary).
+        """
         parts = list(partitions)
         pipe = self.client.pipeline(transaction=False)
         for p in parts:
             pipe.hgetall(self.keys.window_delta(topic, p, model, start))
-        return [{_s(k): _s(v) for k, v in raw.items()} for raw in self._run(pipe) if raw]
+        return [
+            {_s(k): v if isinstance(v, bytes) else str(v).encode() for k, v in raw.items()}
+            for raw in self._run(pipe)
+            if raw
+        ]
 
     def drop_window(self, topic: str, partitions: Iterable[int], model: str, start: int) -> None:
         """Delete a closed window's deltas and open-index entries."""
@@ -333,7 +354,7 @@ class StateStore:
         self._run(pipe)
 
     # -- plumbing --------------------------------------------------------
-    def _call(self, script: Any, keys: list[str], args: list[str]) -> Any:
+    def _call(self, script: Any, keys: list[str], args: list[str] | list[str | bytes]) -> Any:
         try:
             return script(keys=keys, args=args)
         except redis.RedisError as exc:
