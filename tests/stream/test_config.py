@@ -630,12 +630,16 @@ def test_consumer_conf() -> None:
         "group.id": "workers-a",
         "enable.auto.commit": "false",
         "auto.offset.reset": "earliest",
+        "fetch.queue.backoff.ms": "50",
     }  # no "acks": producer only
 
 
 def test_consumer_conf_overrides() -> None:
-    cfg = parse_config(merged({"kafka": {"auto.offset.reset": "latest"}}))
+    cfg = parse_config(
+        merged({"kafka": {"auto.offset.reset": "latest", "fetch.queue.backoff.ms": 1000}})
+    )
     assert cfg.consumer_conf()["auto.offset.reset"] == "latest"  # [kafka] may set it
+    assert cfg.consumer_conf()["fetch.queue.backoff.ms"] == "1000"
 
     def on_error(err: object) -> None: ...
 
