@@ -161,3 +161,18 @@ def test_lost_claim_is_reported_as_such(
     with pytest.raises(OffsetMismatchError) as err:
         store.flush("t", 0, "w", 5, 9, fold_of(baseline, rows).writes(), 1.0, 1.0)
     assert err.value.owner_lost and err.value.stored is None
+
+
+def test_store_works_over_a_unix_socket_url(embedded_redis: Any, baseline: Any) -> None:
+    from stream.config import RedisSettings
+    from stream.redis_client import connect
+
+    if embedded_redis.socket_path is None:
+        pytest.skip("the temporary directory is too long for a unix socket path")
+    client = connect(RedisSettings(url=f"unix://{embedded_redis.socket_path}"))
+    store = StateStore(client, Keys("u"), 3600)
+    rows = Rows(np.random.default_rng(9), 20, ["a"])
+    store.claim("t", 0, "w")
+    assert store.flush("t", 0, "w", None, 1, fold_of(baseline, rows).writes(), 1.0, 1.0).ok
+    merged = WindowSketches.from_deltas(store.window_deltas("t", [0], "m", 0), baseline)
+    assert merged.n == 20
