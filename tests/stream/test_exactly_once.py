@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pytest
 import redis
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from stream.baseline import BaselineStore, build_baseline
 from stream.keys import Keys
@@ -61,6 +61,23 @@ batch_size = 20
 [models.churn]
 """
     )
+
+
+def read_all(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[Any]:
+    """Every message of a one-partition topic (until none arrives for ``idle_s``)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "xo-reader"})
+    out: list[Any] = []
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                out.append(m)
+                last = time.monotonic()
+    finally:
+        c.close()
+    return out
 
 
 def spawn(config: Path) -> subprocess.Popen[bytes]:
@@ -108,7 +125,8 @@ def test_sigkill_and_restart_keep_counts_exact(
                 "model": "churn",
                 "id": [f"e{m}-{i}" for i in range(PER_MESSAGE)],
                 "ts": part.tolist(),
-                "features": {"x": rng.normal(size=PER_MESSAGE).tolist()},
+                # x shifts by one standard deviation from window 3 on: alerts expected there
+                "features": {"x": (rng.normal(size=PER_MESSAGE) + (part >= T0 + 30)).tolist()},
                 "prediction": [1] * PER_MESSAGE,
             }
             producer.produce(
@@ -145,6 +163,13 @@ def test_sigkill_and_restart_keep_counts_exact(
         counts = [orjson.loads(client.get(keys.result("churn", s)))["count"] for s in starts]
         assert counts == expected.tolist()
         assert sum(counts) == MESSAGES * PER_MESSAGE
+        # every expected alert is on the alerts topic (repeats carry the same id)
+        alerts = [orjson.loads(m.value()) for m in read_all(kafka_bootstrap, topics["alerts"])]
+        drift = [a for a in alerts if a["rule"] == "feature_drift"]
+        assert {(a["feature"], a["window"]["start"]) for a in drift} == {
+            ("x", T0 + w * WINDOW) for w in (3, 4, 5)
+        }
+        assert len({a["alert_id"] for a in drift}) == 3
     finally:
         for w in workers:
             if w.poll() is None:
