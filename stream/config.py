@@ -24,41 +24,9 @@ Shape::
     default = { method = "psi", threshold = 0.2 }
     age = { method = "ks" }
 
-Configuration reference (durations are seconds or strings such as ``"500ms"``,
-``"30s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"1h30m"``):
-
-| key | default | meaning |
-|---|---|---|
-| `kafka."bootstrap.servers"` | `$KAFKA_BOOTSTRAP` | Kafka brokers, `host:port[,host:port…]`; required, from the file or the environment variable |
-| `kafka."<property>"` | — | any librdkafka property (`"security.protocol"`, `"sasl.mechanism"`, `"sasl.username"`, `"ssl.ca.location"`, …), checked against librdkafka; booleans and numbers become strings; producer-only properties go to producers only and consumer-only ones to consumers only |
-| `kafka."auto.offset.reset"` | `"earliest"` | where the consumer starts when it has no valid offset; it also gets `group.id` = `worker.group_id` and `enable.auto.commit` = `false` (offsets live in Redis), which `[kafka]` cannot set |
-| `kafka."linger.ms"`, `kafka."compression.type"` | `"20"`, `"lz4"` | producer defaults, used unless set (or their aliases `queue.buffering.max.ms`, `compression.codec`) |
-| `redis.url` | `$REDIS_URL`, else `"redis://127.0.0.1:6379/0"` | `redis://`, `rediss://` (TLS) or `unix:///path/redis.sock` |
-| `redis.prefix` | `"dl"` | first part of every Redis key; `[A-Za-z0-9_.-]` |
-| `redis.cluster` | `false` | connect to a Redis Cluster (not with `unix://`; database 0 only) |
-| `topics.predictions` | `"driftline.predictions"` | prediction events in |
-| `topics.labels` | `"driftline.labels"` | label events in |
-| `topics.dlq` | `"driftline.dlq"` | dead letters out |
-| `topics.windows` | `"driftline.windows"` | window summaries out |
-| `topics.alerts` | `"driftline.alerts"` | alert events out (the five topics must differ) |
-| `windows.size` | `"60s"` | window length, ≥ 1 s |
-| `windows.allowed_lateness` | `"10s"` | a window closes once the watermark passes its end plus this; later events are dead-lettered as `too_late` |
-| `windows.idle_timeout` | `"30s"` | a partition without events for this long stops holding the watermark back |
-| `windows.retention` | `"7d"` | how long window state and results stay in Redis; > `size` + `allowed_lateness` |
-| `windows.history` | `12` | recent windows that form the volume baseline |
-| `worker.group_id` | `"driftline-workers"` | Kafka consumer group of the workers |
-| `worker.batch_size` | `10000` | most messages taken per poll |
-| `worker.poll_timeout` | `"500ms"` | longest wait for messages in one poll |
-| `worker.flush_interval` | `"1s"` | how often sketch deltas and offsets are written to Redis |
-| `worker.max_message_bytes` | `1048576` | larger messages are dead-lettered as `too_large` |
-| `worker.max_categories` | `1000` | distinct values kept per categorical feature and window; the rest count as other |
-| `models.<name>` | — | one table per monitored model (at least one); name `[A-Za-z0-9_.-]{1,64}` |
-| `models.<name>.prediction` | from the baseline | `"numeric"` or `"categorical"` |
-| `models.<name>.latency_slo_ms` | none | p99 serving latency above this fires the latency rule |
-| `models.<name>.confidence_threshold` | `0.5` | the share of predictions whose top class probability is below this is reported |
-| `models.<name>.features` | from the baseline | inline table feature → `"numeric"`, `"categorical"` or `"boolean"` |
-| `models.<name>.drift.default` | registry default | `{ method = "psi", threshold = 0.2 }`: method and threshold for every feature of the model |
-| `models.<name>.drift.<feature>` | `drift.default` | `{ method = "ks", threshold = 0.01 }` for one feature |
+Durations are seconds or strings such as ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"``,
+``"7d"``, ``"1h30m"``. Every key, its default and its meaning: ``stream/example.toml``
+and the README's configuration table; the ``[kafka]`` rules: :mod:`stream.kafka_conf`.
 
 Drift methods are the names in :data:`sketches.METHODS`; without one, a feature
 gets :func:`sketches.default_method` for its kind and reference size. A
@@ -66,7 +34,7 @@ threshold without a method (in the entry or in ``drift.default``) is an error,
 since the default method, and so the threshold's meaning, depends on the
 reference size. Unquoted dotted keys in ``[kafka]`` (``bootstrap.servers = …``)
 mean the same as quoted ones.
-"""  # noqa: E501
+"""
 
 from __future__ import annotations
 
@@ -74,7 +42,6 @@ import dataclasses
 import difflib
 import functools
 import json
-import logging
 import math
 import os
 import re
@@ -87,6 +54,7 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from sketches.registry import METHODS, default_method
+from stream import kafka_conf
 from stream.durations import format_duration, parse_duration
 from stream.exceptions import ConfigError
 
@@ -256,7 +224,7 @@ class Config:
         object.__setattr__(self, "models", MappingProxyType(dict(self.models)))
 
     def __repr__(self) -> str:
-        kafka = {k: "***" if _is_secret(k) else v for k, v in self.kafka.items()}
+        kafka = {k: "***" if kafka_conf.is_secret(k) else v for k, v in self.kafka.items()}
         return (
             f"Config(kafka={kafka!r}, redis={self.redis!r}, topics={self.topics!r}, "
             f"windows={self.windows!r}, worker={self.worker!r}, models={dict(self.models)!r})"
@@ -267,16 +235,11 @@ class Config:
 
         Adds ``group.id`` (``worker.group_id``), ``enable.auto.commit=false`` (offsets
         live in Redis with the state), and ``auto.offset.reset=earliest`` and
-        ``fetch.queue.backoff.ms=50`` unless ``[kafka]`` sets them. ``overrides`` win; dotted names go in a dict, e.g.
+        ``fetch.queue.backoff.ms=50`` unless ``[kafka]`` sets them. ``overrides`` win;
+        dotted names go in a dict, e.g.
         ``cfg.consumer_conf(**{"group.id": "alerts"}, error_cb=on_error)``.
         """
-        # librdkafka waits 1 s before refetching once its prefetch queue is full,
-        # which leaves a busy worker idle; 50 ms keeps it fed (bench/throughput.py)
-        conf: dict[str, Any] = {"auto.offset.reset": "earliest", "fetch.queue.backoff.ms": "50"}
-        conf.update((k, v) for k, v in self.kafka.items() if k not in _PRODUCER_ONLY)
-        conf.update({"group.id": self.worker.group_id, "enable.auto.commit": "false"})
-        conf.update((k, _client_value(v)) for k, v in overrides.items())
-        return conf
+        return kafka_conf.consumer_conf(self.kafka, self.worker.group_id, overrides)
 
     def producer_conf(self, **overrides: Any) -> dict[str, Any]:
         """librdkafka producer settings: ``[kafka]`` without consumer-only properties.
@@ -284,12 +247,7 @@ class Config:
         Adds ``linger.ms=20`` and ``compression.type=lz4`` unless ``[kafka]`` or
         ``overrides`` set them (or their aliases). ``overrides`` win.
         """
-        conf = {k: v for k, v in self.kafka.items() if k not in _CONSUMER_ONLY}
-        for names, value in _PRODUCER_DEFAULTS:
-            if not any(n in conf or n in overrides for n in names):
-                conf[names[0]] = value
-        conf.update((k, _client_value(v)) for k, v in overrides.items())
-        return conf
+        return kafka_conf.producer_conf(self.kafka, overrides)
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with fields replaced, for tests; nothing is validated.
@@ -506,6 +464,11 @@ class _Table:
 # -- sections ---------------------------------------------------------------------------
 
 
+def _mask_url(url: str) -> str:
+    """``redis://user:secret@host`` → ``redis://user:***@host``."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 def _parse_redis(t: _Table, env: Mapping[str, str]) -> RedisSettings:
     cluster = t.get("cluster", False, lambda v: isinstance(v, bool), "true or false")
     prefix = t.string("prefix", "dl", _PREFIX, "a non-empty string of [A-Za-z0-9_.-]")
@@ -691,90 +654,6 @@ def _threshold_problem(method: str | None, threshold: float) -> str | None:
 
 # -- Kafka --------------------------------------------------------------------------------
 
-_CALLBACKS = {
-    "error_cb",
-    "throttle_cb",
-    "stats_cb",
-    "oauth_cb",
-    "logger",
-    "on_commit",
-    "on_delivery",
-}
-_RESERVED = {
-    "group.id": "set worker.group_id instead",
-    "metadata.broker.list": 'use "bootstrap.servers"',
-}
-_NOT_PROBED = {"bootstrap.servers", "plugin.library.paths"}  # would connect / load code
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# Scopes from librdkafka's CONFIGURATION.md ("C" and "P" rows); "*" properties go to both.
-_CONSUMER_ONLY = _words(
-    "group.id group.instance.id partition.assignment.strategy session.timeout.ms "
-    "heartbeat.interval.ms group.protocol.type group.protocol group.remote.assignor "
-    "coordinator.query.interval.ms max.poll.interval.ms enable.auto.commit "
-    "auto.commit.interval.ms enable.auto.offset.store queued.min.messages "
-    "queued.max.messages.kbytes fetch.wait.max.ms fetch.queue.backoff.ms "
-    "fetch.message.max.bytes max.partition.fetch.bytes fetch.max.bytes fetch.min.bytes "
-    "fetch.error.backoff.ms offset.store.method isolation.level enable.partition.eof "
-    "check.crcs auto.offset.reset auto.commit.enable offset.store.path "
-    "offset.store.sync.interval.ms consume.callback.max.messages on_commit"
-)
-_PRODUCER_ONLY = _words(
-    "transactional.id transaction.timeout.ms enable.idempotence enable.gapless.guarantee "
-    "queue.buffering.max.messages queue.buffering.max.kbytes queue.buffering.max.ms linger.ms "
-    "message.send.max.retries retries queue.buffering.backpressure.threshold "
-    "compression.codec compression.type compression.level batch.num.messages batch.size "
-    "delivery.report.only.error sticky.partitioning.linger.ms request.required.acks acks "
-    "request.timeout.ms message.timeout.ms delivery.timeout.ms queuing.strategy partitioner "
-    "on_delivery"
-)
-_COMMON = _words(
-    "bootstrap.servers client.id client.rack security.protocol sasl.mechanism sasl.username "
-    "sasl.password ssl.ca.location ssl.certificate.location ssl.key.location ssl.key.password "
-    "ssl.endpoint.identification.algorithm enable.ssl.certificate.verification "
-    "socket.timeout.ms message.max.bytes statistics.interval.ms debug retry.backoff.ms "
-    "reconnect.backoff.ms socket.keepalive.enable topic.metadata.refresh.interval.ms"
-)
-_PRODUCER_DEFAULTS = (
-    (("linger.ms", "queue.buffering.max.ms"), "20"),
-    (("compression.type", "compression.codec"), "lz4"),
-)
-_PROBE_LOG = logging.getLogger("driftline.config.librdkafka")
-_PROBE_LOG.addHandler(logging.NullHandler())
-_PROBE_LOG.propagate = False
-
-
-def _is_secret(name: str) -> bool:
-    return any(
-        s in name for s in ("password", "secret", "passphrase", ".pem", "oauthbearer.config")
-    )
-
-
-def _mask_url(url: str) -> str:
-    """``redis://user:secret@host`` → ``redis://user:***@host``."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
-
-
-def _client_value(value: Any) -> Any:
-    """A librdkafka string for a scalar; callables and other objects unchanged."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return str(int(value)) if value.is_integer() else repr(value)
-    return value
-
-
-def _kafka_string(value: Any) -> str | None:
-    """A librdkafka string for a scalar or a list of scalars (comma-joined), else ``None``."""
-    items = [_client_value(v) for v in value] if isinstance(value, list) else [_client_value(value)]
-    return ",".join(items) if all(isinstance(i, str) for i in items) else None
-
 
 def _flatten(t: _Table, prefix: str, out: dict[str, Any]) -> None:
     """Unquoted dotted TOML keys: ``{"bootstrap": {"servers": x}}`` → ``"bootstrap.servers"``."""
@@ -792,24 +671,10 @@ def _flatten(t: _Table, prefix: str, out: dict[str, Any]) -> None:
 def _parse_kafka(t: _Table, env: Mapping[str, str]) -> dict[str, str]:
     flat: dict[str, Any] = {}
     _flatten(t, "", flat)
-    conf: dict[str, str] = {}
-    shown = {k: "***" if _is_secret(k) else _show(v) for k, v in flat.items()}
-    for name, value in flat.items():
-        text = _kafka_string(value)
-        if name in _CALLBACKS:
-            t.error(
-                name, "a Python callback; pass it to consumer_conf() or producer_conf() in code"
-            )
-        elif name in _RESERVED:
-            t.error(name, f"{_RESERVED[name]}, got {shown[name]}")
-        elif text is None:
-            t.error(
-                name, f"expected a string, number, boolean or a list of them, got {shown[name]}"
-            )
-        elif name == "enable.auto.commit" and text != "false":
-            t.error(name, f"must stay false (offsets are stored in Redis), got {shown[name]}")
-        else:
-            conf[name] = text
+    shown = {k: "***" if kafka_conf.is_secret(k) else _show(v) for k, v in flat.items()}
+    conf, problems = kafka_conf.client_strings(flat, shown)
+    for name, problem in problems:
+        t.error(name, problem)
     servers, key = flat.get("bootstrap.servers"), t.key("bootstrap.servers")
     if servers is None and env.get("KAFKA_BOOTSTRAP"):
         servers = conf["bootstrap.servers"] = env["KAFKA_BOOTSTRAP"]
@@ -818,42 +683,6 @@ def _parse_kafka(t: _Table, env: Mapping[str, str]) -> dict[str, str]:
         t.errors.append(f"{key}: required; set it in [kafka] or in $KAFKA_BOOTSTRAP")
     elif not conf.get("bootstrap.servers", "x").strip(" ,"):
         t.errors.append(f'{key}: expected "host:port[,host:port...]", got {_show(servers)}')
-    for name, text in conf.items():
-        complaint = None if name in _NOT_PROBED else _librdkafka_complaint(name, text)
-        if complaint and complaint.startswith("No such configuration property"):
-            # No value shown: it may be a secret under a misspelt name.
-            known = sorted(_CONSUMER_ONLY | _PRODUCER_ONLY | _COMMON)
-            t.error(name, f"not a librdkafka property{_suggest(name, known)}")
-        elif complaint:
-            t.error(name, f"{complaint}, got {shown[name]}")
+    for name, problem in kafka_conf.librdkafka_problems(conf, shown):
+        t.error(name, problem)
     return conf
-
-
-@functools.lru_cache(maxsize=512)
-def _librdkafka_complaint(name: str, value: str) -> str | None:
-    """What librdkafka says about one property, or ``None`` if a producer or consumer takes it.
-
-    Builds and drops a client without ``bootstrap.servers``, so nothing
-    connects; errors that depend on other properties or on the machine
-    (``Failed to create …``) are left to the worker's start.
-    """
-    from confluent_kafka import Consumer, KafkaException, Producer
-
-    complaints: list[str] = []
-    # Silent, and never GSSAPI: "security.protocol" = "SASL_*" alone would run kinit there.
-    base = {"logger": _PROBE_LOG, "log_level": "0", "sasl.mechanism": "PLAIN"}
-    for client, extra in ((Producer, {}), (Consumer, {"group.id": "driftline-config-check"})):
-        try:
-            handle = client({**base, **extra, name: value})
-        except KafkaException as exc:
-            text = str(exc.args[0].str()).strip()
-            if text.startswith("Failed to create"):
-                return None
-            complaints.append(text)
-        except (TypeError, ValueError) as exc:
-            complaints.append(str(exc))
-        else:
-            if client is Consumer:
-                handle.close()
-            return None
-    return sorted(complaints, key=lambda c: c.startswith("No such configuration property"))[0]
