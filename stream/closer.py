@@ -186,7 +186,7 @@ class WindowCloser:
             return False
         w.store.fence_window(w.topic, parts, model, end)
         deltas = w.store.window_deltas(w.topic, parts, model, start)
-        current = WindowSketches.from_deltas(deltas, baseline)
+        current, baseline, other = self._merge(model, deltas, baseline)
         prev_start = self._previous_start(model, start)
         previous = None
         prev_result: dict[str, Any] = {}
@@ -216,6 +216,8 @@ class WindowCloser:
             spec.latency_slo_ms,
             version=baseline.version,
         )
+        if other:
+            result["other_baseline_events"] = other
         result["firing"] = firing
         result["alerts"] = [e.alert_id for e in events]
         self._store(model, start, result, current)
@@ -232,6 +234,31 @@ class WindowCloser:
         w.store.drop_window(w.topic, parts, model, start)
         log.info("closed %s@%d: %d events, %d alerts", model, start, current.n, len(events))
         return True
+
+    def _merge(
+        self, model: str, deltas: list[dict[str, bytes]], current: Baseline
+    ) -> tuple[WindowSketches, Baseline, int]:
+        """Merge partition deltas on the baseline version they were binned on.
+
+        Partitions normally agree; if a baseline was re-registered while the
+        window was open they may not. Then the version holding most events
+        wins, and the others' events are reported (``other_baseline_events``),
+        never mixed into histograms cut on other bins.
+        """
+        groups: dict[str, list[dict[str, bytes]]] = {}
+        for d in deltas:
+            raw = d.get("@n|n|bv")
+            groups.setdefault(raw.decode() if raw else current.version, []).append(d)
+        merged: list[tuple[WindowSketches, Baseline]] = []
+        for version, group in groups.items():
+            base = self.w.baseline_version(model, version) or current
+            merged.append((WindowSketches.from_deltas(group, base), base))
+        if not merged:
+            return WindowSketches.from_deltas([], current), current, 0
+        merged.sort(key=lambda sb: sb[0].n, reverse=True)
+        if len(merged) > 1:
+            log.warning("%s: window holds deltas on %d baseline versions", model, len(merged))
+        return merged[0][0], merged[0][1], sum(sk.n for sk, _ in merged[1:])
 
     def _previous_start(self, model: str, start: int) -> int | None:
         rows = self.w.redis.zrevrangebyscore(

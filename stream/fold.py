@@ -220,7 +220,7 @@ class PartitionFold:
 
     def writes(self) -> list[WindowWrite]:
         return [
-            WindowWrite(model, start, start + self.window_size, w.ops())
+            WindowWrite(model, start, start + self.window_size, w.ops(), w.baseline.version)
             for (model, start), w in sorted(self.windows.items())
         ]
 

@@ -59,14 +59,19 @@ for w = 1, nwin do
   local model, wend, nops = ARGV[a], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 4])
   local cu = tonumber(redis.call('HGET', off, 'cu:' .. model) or '-1e300')
   if wend <= cu then return {'closed', model, tostring(cu)} end
-  a = a + 5 + 3 * nops
+  -- a window's deltas are all binned on one baseline version
+  local bv = ARGV[a + 5]
+  local held = redis.call('HGET', KEYS[2 + w], '@n|n|bv')
+  if bv ~= '' and held and held ~= bv then return {'version', model, ARGV[a + 1], held} end
+  a = a + 6 + 3 * nops
 end
 -- pass 2: apply
 a = 9
 for w = 1, nwin do
   local k = KEYS[2 + w]
   local member, score, nops = ARGV[a + 3], ARGV[a + 2], tonumber(ARGV[a + 4])
-  a = a + 5
+  if ARGV[a + 5] ~= '' then redis.call('HSETNX', k, '@n|n|bv', ARGV[a + 5]) end
+  a = a + 6
   for i = 1, nops do
     local code, f, v = ARGV[a], ARGV[a + 1], ARGV[a + 2]
     a = a + 3
@@ -161,6 +166,7 @@ class WindowWrite:
     start: int
     end: int
     ops: list[Op] = field(default_factory=list)
+    version: str = ""  # the baseline version the deltas are binned on
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,8 @@ class FlushResult:
     ok: bool
     closed_model: str | None = None
     closed_upto: float | None = None
+    # refused because the window holds deltas binned on another baseline version
+    version_conflict: tuple[str, int, str] | None = None  # (model, start, held version)
 
 
 @dataclass(frozen=True)
@@ -265,7 +273,8 @@ class StateStore:
         ]
         for w in windows:
             keys.append(self.keys.window_delta(topic, partition, w.model, w.start))
-            args += [w.model, str(w.start), str(w.end), f"{w.model}|{w.start}", str(len(w.ops))]
+            member = f"{w.model}|{w.start}"
+            args += [w.model, str(w.start), str(w.end), member, str(len(w.ops)), w.version]
             for op in w.ops:
                 args.extend(op)
         items = list((counters or {}).items())
@@ -278,6 +287,9 @@ class StateStore:
             return FlushResult(True)
         if status == "closed":
             return FlushResult(False, _s(reply[1]), float(_s(reply[2])))
+        if status == "version":
+            conflict = (_s(reply[1]), int(_s(reply[2])), _s(reply[3]))
+            return FlushResult(False, version_conflict=conflict)
         other = _s(reply[1])
         where = f"partition {topic}[{partition}]"
         if status == "fenced" and other:

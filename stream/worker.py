@@ -112,6 +112,9 @@ class Worker:
         self.producer = Producer(config.producer_conf(**{"message.max.bytes": str(max_bytes)}))
         self._partitions: list[int] | None = None
         self._blame: list[tuple[str | None, str, int]] = []
+        # windows that hold deltas on another baseline version than the current one
+        self._pinned: dict[tuple[str, int], str] = {}
+        self._versions: dict[tuple[str, str], Baseline | None] = {}
         self.closer = closer_factory(self) if closer_factory else None
 
     def topic_partitions(self) -> list[int]:
@@ -150,6 +153,23 @@ class Worker:
 
     def baseline(self, model: str) -> Baseline | None:
         return self._models.get(model)
+
+    def baseline_version(self, model: str, version: str) -> Baseline | None:
+        """A given baseline version of a model (cached; the current one if it matches)."""
+        current = self._models.get(model)
+        if current is not None and current.version == version:
+            return current
+        key = (model, version)
+        if key not in self._versions:
+            self._versions[key] = self.baselines.load(model, version)
+        return self._versions[key]
+
+    def _window_baseline(self, model: str, start: int, current: Baseline) -> Baseline:
+        """The baseline a window is binned on: the version it was pinned to, else the current."""
+        pinned = self._pinned.get((model, start))
+        if pinned is None or pinned == current.version:
+            return current
+        return self.baseline_version(model, pinned) or current
 
     # -- rebalance callbacks ---------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -300,7 +320,8 @@ class Worker:
                 spec = self.config.models[b.model]
                 for j, start in enumerate(ustarts.tolist()):
                     rows = ok[inverse == j]
-                    fold.window(base, int(start), spec.confidence_threshold).add(b, rows)
+                    wbase = self._window_baseline(b.model, int(start), base)
+                    fold.window(wbase, int(start), spec.confidence_threshold).add(b, rows)
                 self.stats.events += int(ok.size)
         if batch_max is not None:
             fold.saw(batch_max)
@@ -431,8 +452,17 @@ class Worker:
             st.fold = PartitionFold(self.size)
             self.stats.flushes += 1
             return
-        # a window was closed under us: refresh the fences and refold from the stored offset
         self.stats.refused_flushes += 1
+        if res.version_conflict is not None:
+            # the window holds deltas on another baseline version: refold on that one
+            model, start, held = res.version_conflict
+            log.warning("%s@%d is binned on baseline %r: refolding on it", model, start, held)
+            self._pinned[(model, start)] = held
+            if len(self._pinned) > 10_000:  # old windows are closed long ago
+                self._pinned.pop(next(iter(self._pinned)))
+            self._rewind(p, st, st.stored, final)
+            return
+        # a window was closed under us: refresh the fences and refold from the stored offset
         assert res.closed_model is not None and res.closed_upto is not None
         st.closed_upto[res.closed_model] = res.closed_upto
         self._rewind(p, st, st.stored, final)

@@ -176,3 +176,21 @@ def test_store_works_over_a_unix_socket_url(embedded_redis: Any, baseline: Any) 
     assert store.flush("t", 0, "w", None, 1, fold_of(baseline, rows).writes(), 1.0, 1.0).ok
     merged = WindowSketches.from_deltas(store.window_deltas("t", [0], "m", 0), baseline)
     assert merged.n == 20
+
+
+def test_a_window_stays_on_one_baseline_version(store: StateStore, baseline: Any) -> None:
+    rng = np.random.default_rng(10)
+    rows = Rows(rng, 30, ["a"])
+    other = build_baseline(
+        "m",
+        {"age": rng.normal(0, 1, 2000), "plan": ["a"] * 2000, "y": rng.integers(0, 2, 2000)},
+        label_column="y",
+        version="v-other",
+    )
+    store.claim("t", 0, "w")
+    assert store.flush("t", 0, "w", None, 1, fold_of(baseline, rows).writes(), 1.0, 1.0).ok
+    res = store.flush("t", 0, "w", 1, 2, fold_of(other, rows).writes(), 1.0, 1.0)
+    assert not res.ok and res.version_conflict == ("m", 0, baseline.version)
+    assert store.partition_states("t", [0])[0].offset == 1  # nothing applied
+    # the next window may use the new version
+    assert store.flush("t", 0, "w", 1, 2, fold_of(other, rows, 60).writes(), 1.0, 1.0).ok

@@ -302,3 +302,66 @@ def test_k_of_n_drifted_features_alert_and_stationary_windows_do_not(
     finally:
         worker.stop()
         thread.join(30)
+
+
+def test_baseline_re_registered_mid_window_keeps_the_window_on_its_bins(
+    setup: dict[str, Any],
+) -> None:
+    cfg, topics, client = setup["cfg"], setup["topics"], setup["redis"]
+    keys = Keys(cfg.redis.prefix)
+    rng = np.random.default_rng(31)
+
+    def events(lo: float, hi: float, n: int, tag: str) -> list[dict[str, Any]]:
+        ts = np.sort(rng.uniform(lo, hi, n))
+        return [
+            {
+                "model": "churn",
+                "id": f"{tag}{i}",
+                "ts": float(t),
+                "features": {"age": float(rng.normal(40, 10)), "plan": "basic"},
+                "prediction": 1.0,
+            }
+            for i, t in enumerate(ts)
+        ]
+
+    p = Producer({"bootstrap.servers": setup["bootstrap"]})
+
+    def send(evs: list[dict[str, Any]]) -> None:
+        for e in evs:
+            p.produce(topics["predictions"], key=b"churn", value=orjson.dumps(e))
+        p.flush(10)
+
+    first, second = events(T0, T0 + 5, 300, "a"), events(T0 + 5, T0 + 10, 200, "b")
+    later = events(T0 + 10, T0 + 20, 400, "c")
+    worker, thread = start_worker(cfg)
+    try:
+        send(first)
+        deadline = time.monotonic() + 30
+        while worker.stats.flushes < 1 or worker.stats.events < 300:
+            assert time.monotonic() < deadline, "the first events were not flushed"
+            time.sleep(0.1)
+        new = {
+            "age": rng.normal(70, 3, 5000),
+            "income": rng.lognormal(9, 0.3, 5000),
+            "plan": ["team"] * 5000,
+            "y": rng.integers(0, 2, 5000),
+        }
+        BaselineStore(client, keys).save(
+            build_baseline("churn", new, label_column="y", version="v2")
+        )
+        time.sleep(10.5)  # workers reload baselines every 10 s
+        send(second + later)
+        tick = {"model": "churn", "id": "t", "ts": T0 + 100.0, "features": {}, "prediction": 1}
+        send([tick])
+        starts = wait_closed(client, keys, 2)
+        w0 = orjson.loads(client.get(keys.result("churn", starts[0])))
+        w1 = orjson.loads(client.get(keys.result("churn", starts[1])))
+        assert (w0["baseline"], w0["count"]) == ("v1", 500)  # stayed on the bins it began on
+        assert "other_baseline_events" not in w0
+        assert (w1["baseline"], w1["count"]) == ("v2", 400)
+        assert worker.stats.refused_flushes >= 1  # the store refused mixing the versions
+        ages = np.array([e["features"]["age"] for e in first + second])
+        assert w0["features"]["age"]["mean"] == pytest.approx(ages.mean(), rel=1e-9)
+    finally:
+        worker.stop()
+        thread.join(30)
