@@ -32,8 +32,9 @@ from types import MappingProxyType
 from typing import Any
 
 from alerting.events import SEVERITIES, AlertEvent, Severity, Status, Window, alert_id
+from alerting.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, Pair, PairState, advance
 
-__all__ = ["RULES", "RuleSettings", "evaluate"]
+__all__ = ["RULES", "RuleSettings", "evaluate", "evaluate_window"]
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def evaluate(
     settings: RuleSettings = RuleSettings(),
     version: str | None = None,
 ) -> tuple[list[AlertEvent], list[list[str | None]]]:
-    """Alert events for one window result.
+    """Alert events for one window result, with the default lifecycle.
 
     Args:
         result: a window result (see :mod:`stream.results`).
@@ -213,16 +214,37 @@ def evaluate(
         The events (firing ones in rule order, then resolved ones) and the
         ``[rule, feature]`` pairs firing now.
     """
+    state = {
+        (str(p[0]), None if p[1] is None else str(p[1])): PairState(1, 0, True, 0)
+        for p in previous_firing
+        if isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2 and p[0]
+    }
+    events, firing, _ = evaluate_window(result, state, latency_slo_ms, settings, version=version)
+    return events, firing
+
+
+def evaluate_window(
+    result: Mapping[str, Any],
+    state: Mapping[Pair, PairState],
+    latency_slo_ms: float | None,
+    settings: RuleSettings = RuleSettings(),
+    lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+    muted: Callable[[Pair], bool] = lambda pair: False,
+    version: str | None = None,
+) -> tuple[list[AlertEvent], list[list[str | None]], dict[Pair, PairState]]:
+    """Alert events for one window result, through the lifecycle (:mod:`alerting.lifecycle`).
+
+    Returns:
+        The events (firing ones in rule order, then resolved ones), the
+        ``[rule, feature]`` pairs firing after this window, and the new state.
+    """
     model = str(result.get("model", ""))
     win = result.get("window") or {}
     window = Window(int(win.get("start", 0)), int(win.get("end", 0)))
     checks = [c for rule in RULES.values() for c in rule(result, settings, latency_slo_ms)]
     by_key = {(c.rule, c.feature): c for c in checks}
-    previous = {
-        (str(p[0]), None if p[1] is None else str(p[1]))
-        for p in previous_firing
-        if isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2 and p[0]
-    }
+    breaching = [(c.rule, c.feature) for c in checks if c.firing]
+    new_state, emits = advance(state, breaching, lifecycle, muted)
 
     def event(c: _Check, resolved: bool) -> AlertEvent:
         status: Status = "resolved" if resolved else "firing"
@@ -243,17 +265,27 @@ def evaluate(
             emitted_at=float(result.get("emitted_at") or 0.0),
         )
 
-    firing = [c for c in checks if c.firing]
-    events = [event(c, False) for c in firing]
-    now = {(c.rule, c.feature) for c in firing}
     order = {name: i for i, name in enumerate(RULES)}
-    for rule, feature in sorted(
-        previous - now, key=lambda k: (order.get(k[0], len(order)), k[0], k[1] or "")
-    ):
+
+    def rank(pair: Pair) -> tuple[int, int, str, str]:
+        rule, feature = pair
+        return (
+            order.get(rule, len(order)),
+            breaching.index(pair) if pair in breaching else 0,
+            rule,
+            feature or "",
+        )
+
+    fired = sorted((p for p, e in emits if e == "firing"), key=rank)
+    gone = sorted((p for p, e in emits if e == "resolved"), key=rank)
+    events = [event(by_key[p], False) for p in fired]
+    for rule, feature in gone:
         c = by_key.get((rule, feature))
         if c is None:  # nothing to measure this window (no data, rule switched off)
             what = f"feature {feature!r}" if feature else "model"
             sev = _DEFAULT_SEVERITY.get(rule, "medium")
             c = _Check(rule, feature, rule, None, None, sev, False, f"{rule} on {what}: no data")
         events.append(event(c, True))
-    return events, [[c.rule, c.feature] for c in firing]
+    firing = [[rule, feature] for (rule, feature), st in new_state.items() if st.firing]
+    firing.sort(key=lambda rf: rank((str(rf[0]), rf[1])))
+    return events, firing, new_state

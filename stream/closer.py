@@ -36,7 +36,8 @@ from typing import Any
 
 import orjson
 
-from alerting.rules import evaluate
+from alerting.lifecycle import dump_state, load_state
+from alerting.rules import evaluate_window
 from sketches import CategoricalCounter, QuantileSketch, ReferenceHistogram
 from stream.baseline import Baseline
 from stream.fold import WindowSketches
@@ -210,15 +211,14 @@ class WindowCloser:
             self._recent_counts(model, start),
             w.clock(),
         )
-        events, firing = evaluate(
-            result,
-            prev_result.get("firing", []),
-            spec.latency_slo_ms,
-            version=baseline.version,
+        state = load_state(prev_result.get("rule_state", []))
+        events, firing, state = evaluate_window(
+            result, state, spec.latency_slo_ms, version=baseline.version
         )
         if other:
             result["other_baseline_events"] = other
         result["firing"] = firing
+        result["rule_state"] = dump_state(state)
         result["alerts"] = [e.alert_id for e in events]
         self._store(model, start, result, current)
         self._last[model] = (start, current, result)
