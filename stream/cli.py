@@ -107,6 +107,12 @@ COMMANDS: list[Command] = [
     ),
     Command("alerts", "tail the alerts topic", qcmd.add_alerts_arguments, qcmd.run_alerts),
     Command(
+        "mute",
+        "mute a model's alerts (or one feature's or rule's) for a while",
+        cmd.add_mute_arguments,
+        cmd.run_mute,
+    ),
+    Command(
         "demo",
         "end-to-end demo: embedded servers, simulated models, injected drift, live alerts",
         demo.add_arguments,

@@ -41,6 +41,7 @@ from alerting.rules import evaluate_window
 from sketches import CategoricalCounter, QuantileSketch, ReferenceHistogram
 from stream.baseline import Baseline
 from stream.fold import WindowSketches
+from stream.mutes import MuteStore
 from stream.results import window_result
 
 __all__ = ["WindowCloser", "load_sketches", "sketch_fields", "watermark"]
@@ -212,8 +213,15 @@ class WindowCloser:
             w.clock(),
         )
         state = load_state(prev_result.get("rule_state", []))
+        alerts = w.config.alerts_for(model)
         events, firing, state = evaluate_window(
-            result, state, spec.latency_slo_ms, version=baseline.version
+            result,
+            state,
+            spec.latency_slo_ms,
+            alerts.rules,
+            alerts.lifecycle,
+            MuteStore(r, keys).matcher(model, w.clock()),
+            version=baseline.version,
         )
         if other:
             result["other_baseline_events"] = other

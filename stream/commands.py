@@ -10,7 +10,14 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["add_baseline_arguments", "add_worker_arguments", "run_baseline", "run_worker"]
+__all__ = [
+    "add_baseline_arguments",
+    "add_mute_arguments",
+    "add_worker_arguments",
+    "run_baseline",
+    "run_mute",
+    "run_worker",
+]
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -108,4 +115,44 @@ def run_baseline(args: argparse.Namespace) -> int:
         f"({', '.join(f'{n}:{k}' for n, k in kinds_seen.items())})"
         + (f", prediction {base.prediction.kind}" if base.prediction else "")
     )
+    return 0
+
+
+def add_mute_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--feature", default=None, help="one feature (default: all)")
+    parser.add_argument("--rule", default=None, help="one rule, e.g. feature_drift (default: all)")
+    parser.add_argument(
+        "--for", dest="duration", default="1h", help='how long, e.g. "2h" (default 1h)'
+    )
+    parser.add_argument("--off", action="store_true", help="remove this mute instead")
+
+
+def run_mute(args: argparse.Namespace) -> int:
+    """Mute a model's alerts (or one feature's or rule's) for a while, or unmute."""
+    import time
+
+    from stream.config import load_config
+    from stream.durations import format_duration, parse_duration
+    from stream.keys import Keys
+    from stream.mutes import MuteStore
+    from stream.redis_client import connect
+
+    cfg = load_config(args.config)
+    store = MuteStore(connect(cfg.redis), Keys(cfg.redis.prefix))
+    what = (
+        f"model {args.model!r}"
+        + (f" feature {args.feature!r}" if args.feature else "")
+        + (f" rule {args.rule!r}" if args.rule else "")
+    )
+    if args.off:
+        found = store.unmute(args.model, args.feature, args.rule)
+        print(f"unmuted {what}" if found else f"{what} was not muted")
+        return 0
+    seconds = parse_duration(args.duration, "--for")
+    until = time.time() + seconds
+    store.mute(args.model, until, args.feature, args.rule)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+    print(f"muted {what} for {format_duration(seconds)} (until {stamp})")
     return 0

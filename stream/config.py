@@ -55,6 +55,7 @@ from urllib.parse import urlsplit
 
 from sketches.registry import METHODS, default_method
 from stream import kafka_conf
+from stream.alert_config import ALERT_KEYS, AlertSettings, parse_alerts
 from stream.durations import format_duration, parse_duration
 from stream.exceptions import ConfigError
 
@@ -121,6 +122,7 @@ class ModelSpec:
     drift_method: str | None = None
     drift_threshold: float | None = None
     drift_overrides: tuple[tuple[str, str | None, float | None], ...] = ()
+    alerts: AlertSettings | None = None  # [models.<m>.alerts]; None: [alerts]
 
     @functools.cached_property
     def _by_name(self) -> dict[str, FeatureSpec]:
@@ -218,6 +220,12 @@ class Config:
     windows: Windows
     worker: WorkerSettings
     models: Mapping[str, ModelSpec]
+    alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
+
+    def alerts_for(self, model: str) -> AlertSettings:
+        """The model's ``[models.<m>.alerts]`` settings, else ``[alerts]``."""
+        spec = self.models.get(model)
+        return spec.alerts if spec is not None and spec.alerts is not None else self.alerts
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kafka", MappingProxyType(dict(self.kafka)))
@@ -325,19 +333,20 @@ def parse_config(
     topics = _parse_topics(root.sub("topics", [f.name for f in dataclasses.fields(Topics)]))
     windows = _parse_windows(root.sub("windows", _WINDOWS_KEYS))
     worker = _parse_worker(root.sub("worker", _WORKER_KEYS))
+    alerts = parse_alerts(root.sub("alerts", ALERT_KEYS), AlertSettings())
     raw_models = root.sub("models")
     if not raw_models.data and raw_models.ok:
         root.error("models", _NO_MODELS)
-    models = [_parse_model(raw_models.sub(name, _MODEL_KEYS)) for name in raw_models.data]
+    models = [_parse_model(raw_models.sub(name, _MODEL_KEYS), alerts) for name in raw_models.data]
     if errors:
         head = f"invalid configuration in {source} ({len(errors)} error{'s' * (len(errors) > 1)}):"
         raise ConfigError("\n  ".join([head, *errors]))
-    return Config(kafka, redis, topics, windows, worker, {m.name: m for m in models})
+    return Config(kafka, redis, topics, windows, worker, {m.name: m for m in models}, alerts)
 
 
 # -- reading and reporting ------------------------------------------------------------
 
-_SECTIONS = ("kafka", "redis", "topics", "windows", "worker", "models")
+_SECTIONS = ("kafka", "redis", "topics", "windows", "worker", "alerts", "models")
 _WINDOWS_KEYS = ("size", "allowed_lateness", "idle_timeout", "retention", "history")
 _WORKER_KEYS = (
     "group_id",
@@ -347,7 +356,14 @@ _WORKER_KEYS = (
     "max_message_bytes",
     "max_categories",
 )
-_MODEL_KEYS = ("prediction", "latency_slo_ms", "confidence_threshold", "features", "drift")
+_MODEL_KEYS = (
+    "prediction",
+    "latency_slo_ms",
+    "confidence_threshold",
+    "features",
+    "drift",
+    "alerts",
+)
 _NO_MODELS = (
     "no model declared; add at least one table such as [models.churn] (it may be empty: "
     "features are then inferred from the registered baseline)"
@@ -565,7 +581,7 @@ def _not_applicable(method: str, kind: str, feature: str) -> str:
     )
 
 
-def _parse_model(t: _Table) -> ModelSpec:
+def _parse_model(t: _Table, alerts: AlertSettings) -> ModelSpec:
     name = t.parts[-1]
     if not _NAME.fullmatch(name):
         t.error(None, f"a model name is 1 to 64 of [A-Za-z0-9_.-], got {_show(name)}")
@@ -599,7 +615,8 @@ def _parse_model(t: _Table) -> ModelSpec:
     )
     overrides = () if kinds else tuple((f, m, th) for f, (m, th) in entries.items())
     latency = None if latency is None else float(latency)
-    return ModelSpec(name, features, prediction, latency, float(confidence), dm, dt, overrides)
+    own = parse_alerts(t.sub("alerts", ALERT_KEYS), alerts) if "alerts" in t.data else None
+    return ModelSpec(name, features, prediction, latency, float(confidence), dm, dt, overrides, own)
 
 
 def _parse_drift(t: _Table, kinds: Mapping[str, str]) -> dict[str, tuple[str | None, float | None]]:

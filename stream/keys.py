@@ -30,6 +30,8 @@ Keys (``P`` the prefix, ``T`` the predictions topic, ``N`` a partition,
 * ``P:{m:M}:sk:<start>`` (hash): the closed window's merged sketches.
 * ``P:{m:M}:windows`` (sorted set): starts of closed windows.
 * ``P:{m:M}:hist:<feature>`` (hash): ``<metric>|<start>`` → value.
+* ``P:{m:M}:mute`` (hash): ``<rule>|<feature>`` (``*`` for any) → mute expiry
+  (epoch seconds).
 * ``P:models`` (set): models with a baseline.
 """
 
@@ -109,6 +111,9 @@ class Keys:
 
     def history(self, model: str, feature: str) -> str:
         return f"{self._m(model)}:hist:{quote_name(feature)}"
+
+    def mutes(self, model: str) -> str:
+        return f"{self._m(model)}:mute"
 
     def models(self) -> str:
         return f"{self.prefix}:models"

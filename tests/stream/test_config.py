@@ -220,13 +220,13 @@ def test_durations_in_config() -> None:
 
 RULES = [
     # unknown keys, with the allowed list and the closest one
-    ({"windws": {}}, 'windws: unknown key; allowed: kafka, redis, topics, windows, worker, models; did you mean "windows"?'),
+    ({"windws": {}}, 'windws: unknown key; allowed: kafka, redis, topics, windows, worker, alerts, models; did you mean "windows"?'),
     ({"windows": {"sise": "1m"}}, 'windows.sise: unknown key; allowed: size, allowed_lateness, idle_timeout, retention, history; did you mean "size"?'),
     ({"windows": {"size_s": 60}}, 'windows.size_s: unknown key; allowed: size, allowed_lateness, idle_timeout, retention, history; did you mean "size"?'),
     ({"worker": {"batchsize": 5}}, 'worker.batchsize: unknown key; allowed: group_id, batch_size, poll_timeout, flush_interval, max_message_bytes, max_categories; did you mean "batch_size"?'),
     ({"redis": {"urll": "redis://h"}}, 'redis.urll: unknown key; allowed: url, prefix, cluster; did you mean "url"?'),
     ({"topics": {"alert": "a"}}, 'topics.alert: unknown key; allowed: predictions, labels, dlq, windows, alerts; did you mean "alerts"?'),
-    ({"models": {"m": {"latency_slo": 5}}}, 'models.m.latency_slo: unknown key; allowed: prediction, latency_slo_ms, confidence_threshold, features, drift; did you mean "latency_slo_ms"?'),
+    ({"models": {"m": {"latency_slo": 5}}}, 'models.m.latency_slo: unknown key; allowed: prediction, latency_slo_ms, confidence_threshold, features, drift, alerts; did you mean "latency_slo_ms"?'),
     ({"models": {"m": {"drift": {"default": {"methd": "psi"}}}}}, 'models.m.drift.default.methd: unknown key; allowed: method, threshold; did you mean "method"?'),
     # tables
     ({"windows": 5}, "windows: expected a table, got 5"),
@@ -776,3 +776,34 @@ def test_yaml(tmp_path: Path, suffix: str) -> None:
     path.write_text("windows:\n  size: soon\nmodels:\n  m:\n")
     with pytest.raises(ConfigError, match=r'windows\.size: expected a duration .* got "soon"'):
         load_config(path)
+
+
+def test_alerts_defaults_and_per_model_overrides() -> None:
+    cfg = parse_config(
+        merged(
+            {
+                "alerts": {"for": 2, "dead_letter_rate": 0.1, "repeat_every": 0},
+                "models": {"m": {"alerts": {"resolve_after": 3}}, "n": {}},
+            }
+        )
+    )
+    m, n = cfg.alerts_for("m"), cfg.alerts_for("n")
+    assert (m.lifecycle.for_windows, m.lifecycle.resolve_after, m.lifecycle.repeat_every) == (
+        2,
+        3,
+        0,
+    )
+    assert (n.lifecycle.for_windows, n.lifecycle.resolve_after) == (2, 1)
+    assert m.rules.dlq_rate == n.rules.dlq_rate == 0.1
+    assert cfg.alerts_for("unknown") == cfg.alerts
+
+
+def test_alerts_errors_name_key_and_value() -> None:
+    bad = {"alerts": {"for": 0, "drift_share": 1.5, "volume_low": 3}, "models": {"m": {}}}
+    with pytest.raises(ConfigError) as err:
+        parse_config(merged(bad))
+    msg = str(err.value)
+    assert "alerts.for: expected an integer ≥ 1, got 0" in msg
+    assert "alerts.drift_share: expected a share in (0, 1], got 1.5" in msg
+    assert "alerts.volume_low: must be below volume_high (2.0), got 3" in msg
+    assert msg.count("volume_low") == 1  # not repeated for each model
