@@ -2,8 +2,9 @@
 
 Every sink has ``name``, ``send(alert) -> Delivery``, ``flush()`` and
 ``close()`` (:class:`Sink`); ``send`` retries retryable failures with
-backoff (:func:`retry`) and reports the outcome instead of raising, so the
-router can dead-letter what was not delivered.
+backoff (:func:`retry`, as set by a :class:`RetryPolicy`) and reports the
+outcome instead of raising, so the router can dead-letter what was not
+delivered.
 
 * :class:`LogSink` — a text or JSON line per alert on a stream.
 * :class:`WebhookSink` — signed JSON POST (HMAC-SHA256).
@@ -13,7 +14,7 @@ router can dead-letter what was not delivered.
 """
 
 from alerting.sinks.alertmanager import AlertmanagerSink
-from alerting.sinks.base import Delivery, Sink, SinkError, retry
+from alerting.sinks.base import Delivery, RetryPolicy, Sink, SinkError, retry
 from alerting.sinks.email import EmailSink
 from alerting.sinks.log import LogSink
 from alerting.sinks.slack import SlackSink
@@ -24,6 +25,7 @@ __all__ = [
     "Delivery",
     "EmailSink",
     "LogSink",
+    "RetryPolicy",
     "Sink",
     "SinkError",
     "SlackSink",

@@ -27,16 +27,14 @@ Example:
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from alerting.events import AlertEvent
-from alerting.sinks.base import Delivery, HttpPoster
+from alerting.sinks.base import DEFAULT_RETRY, Delivery, HttpPoster, RetryPolicy
 
 __all__ = ["AlertmanagerSink", "alertmanager_alerts", "rfc3339"]
 
@@ -83,14 +81,10 @@ class AlertmanagerSink:
     Args:
         url: Alertmanager's base URL, e.g. ``http://alertmanager:9093``.
         timeout: seconds per try.
-        attempts: tries per alert.
         headers: extra headers (e.g. ``Authorization`` behind a proxy).
         firing_ttl: seconds after which a firing alert that is not sent again
             resolves; ``None`` leaves it to Alertmanager's ``resolve_timeout``.
-        base_delay: first backoff cap in seconds.
-        max_delay: largest backoff in seconds.
-        sleep: injectable sleep (tests).
-        rng: injectable random source (tests).
+        retry: how failed tries are retried (:class:`~alerting.sinks.base.RetryPolicy`).
         name: the sink's name.
     """
 
@@ -98,22 +92,16 @@ class AlertmanagerSink:
         self,
         url: str,
         timeout: float = 5.0,
-        attempts: int = 5,
         headers: Mapping[str, str] | None = None,
         firing_ttl: float | None = None,
         *,
-        base_delay: float = 0.5,
-        max_delay: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
+        retry: RetryPolicy = DEFAULT_RETRY,
         name: str = "alertmanager",
     ) -> None:
         self.name = name
         self.url = url.rstrip("/") + "/api/v2/alerts"
         self._firing_ttl = firing_ttl
-        self._http = HttpPoster(
-            self.url, timeout, attempts, headers, base_delay, max_delay, sleep, rng
-        )
+        self._http = HttpPoster(self.url, timeout, headers, retry)
 
     def send(self, alert: AlertEvent) -> Delivery:
         """Post one alert, retrying retryable failures."""

@@ -6,7 +6,9 @@ router can dead-letter what could not be delivered. :func:`retry` retries only
 errors marked retryable (HTTP 5xx and 429, connection errors, timeouts, SMTP
 4xx), with exponential backoff and full jitter: before retry ``k`` (``k = 0,
 1, ...``) it sleeps a uniform random time in ``[0, min(max_delay, base_delay *
-2**k))``, or at least a server's ``Retry-After``, capped at ``max_delay``.
+2**k))``, or at least a server's ``Retry-After``, capped at ``max_delay``. The
+attempts, delays and injectable sleep and random source form a
+:class:`RetryPolicy`, which every retrying sink takes as ``retry=``.
 
 Example:
     >>> calls = []
@@ -15,7 +17,7 @@ Example:
     ...     if len(calls) < 3:
     ...         raise SinkError("HTTP 503", retryable=True, status=503)
     ...     return 200
-    >>> retry(flaky, sleep=lambda s: None)
+    >>> retry(flaky, RetryPolicy(sleep=lambda s: None))
     Delivery(ok=True, attempts=3, error=None, status=200)
 """
 
@@ -33,8 +35,10 @@ from typing import Protocol, runtime_checkable
 from alerting.events import AlertEvent
 
 __all__ = [
+    "DEFAULT_RETRY",
     "Delivery",
     "HttpPoster",
+    "RetryPolicy",
     "Sink",
     "SinkError",
     "backoff_delay",
@@ -116,33 +120,56 @@ def backoff_delay(
     return rng() * cap if jitter else cap
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How :func:`retry` retries: total tries, backoff bounds, and injectables.
+
+    Attributes:
+        attempts: total tries, at least 1.
+        base_delay: first backoff cap in seconds.
+        max_delay: largest sleep in seconds.
+        sleep: injectable sleep (tests).
+        rng: injectable ``random.random`` (tests).
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: Callable[[], float] = random.random
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be at least 1, got {self.attempts}")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError(
+                f"delays must be non-negative, got base_delay={self.base_delay}, "
+                f"max_delay={self.max_delay}"
+            )
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
 def retry(
     call: Callable[[], int | None],
-    attempts: int = 5,
-    base_delay: float = 0.5,
-    max_delay: float = 30.0,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    *,
     jitter: bool = True,
-    sleep: Callable[[float], None] = time.sleep,
-    rng: Callable[[], float] = random.random,
 ) -> Delivery:
-    """Run ``call`` until it succeeds, fails for good, or ``attempts`` are used up.
+    """Run ``call`` until it succeeds, fails for good, or ``policy.attempts`` are used up.
 
     Args:
         call: one try; returns a status (or ``None``) on success, raises
             :class:`SinkError` or ``OSError`` (connection errors, timeouts:
             retryable) on failure. Other exceptions propagate (bugs).
-        attempts: total tries, at least 1.
-        base_delay: first backoff cap in seconds.
-        max_delay: largest sleep in seconds.
+        policy: attempts, backoff bounds, sleep and random source.
         jitter: full jitter (uniform in ``[0, cap)``); ``False`` sleeps the cap.
-        sleep: injectable sleep.
-        rng: injectable ``random.random``.
 
     Returns:
         ``Delivery(ok=True, ...)``, or ``ok=False`` with the last error.
     """
-    if attempts < 1:
-        raise ValueError(f"attempts must be at least 1, got {attempts}")
+    attempts, max_delay = policy.attempts, policy.max_delay
     for attempt in range(1, attempts + 1):
         try:
             status = call()
@@ -159,10 +186,10 @@ def retry(
             return Delivery(ok=True, attempts=attempt, status=status)
         if not retryable or attempt == attempts:
             return Delivery(ok=False, attempts=attempt, error=error, status=last_status)
-        delay = backoff_delay(attempt - 1, base_delay, max_delay, jitter, rng)
+        delay = backoff_delay(attempt - 1, policy.base_delay, max_delay, jitter, policy.rng)
         if after is not None:
             delay = max(delay, min(after, max_delay))
-        sleep(delay)
+        policy.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -227,47 +254,26 @@ class HttpPoster:
     Args:
         url: target URL.
         timeout: seconds per try.
-        attempts: tries per body.
         headers: headers added to every request.
-        base_delay: first backoff cap in seconds.
-        max_delay: largest backoff in seconds.
-        sleep: injectable sleep (tests).
-        rng: injectable random source (tests).
+        policy: how failed tries are retried.
     """
 
     def __init__(
         self,
         url: str,
         timeout: float = 5.0,
-        attempts: int = 5,
         headers: Mapping[str, str] | None = None,
-        base_delay: float = 0.5,
-        max_delay: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
+        policy: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
-        if attempts < 1:
-            raise ValueError(f"attempts must be at least 1, got {attempts}")
         self.url = url
         self.timeout = timeout
-        self.attempts = attempts
         self.headers = dict(headers or {})
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.sleep = sleep
-        self.rng = rng
+        self.policy = policy
 
     def post(self, body: bytes, headers: Mapping[str, str] | None = None) -> Delivery:
         """POST ``body`` (with ``headers`` on top of the defaults), retrying."""
         merged = {**self.headers, **(headers or {})}
-        return retry(
-            lambda: post_json(self.url, body, merged, self.timeout),
-            attempts=self.attempts,
-            base_delay=self.base_delay,
-            max_delay=self.max_delay,
-            sleep=self.sleep,
-            rng=self.rng,
-        )
+        return retry(lambda: post_json(self.url, body, merged, self.timeout), self.policy)
 
 
 _PHRASES = {

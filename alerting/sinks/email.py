@@ -11,19 +11,20 @@ some recipients are refused and others accepted, the delivery is ``ok`` and
 
 from __future__ import annotations
 
-import random
 import smtplib
 import ssl
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from alerting.events import AlertEvent
-from alerting.sinks.base import Delivery, SinkError, headline, retry
+from alerting.sinks.base import Delivery, RetryPolicy, SinkError, headline, retry
 
-__all__ = ["EmailSink", "email_message"]
+__all__ = ["EMAIL_RETRY", "EmailSink", "email_message"]
+
+EMAIL_RETRY = RetryPolicy(attempts=3, base_delay=1.0, max_delay=60.0)
+"""Email's default: fewer, slower tries than the HTTP sinks."""
 
 
 def _iso(ts: float) -> str:
@@ -75,11 +76,8 @@ class EmailSink:
         username: login name, if the server needs one.
         password: login password.
         timeout: seconds per connection.
-        attempts: tries per alert.
-        base_delay: first backoff cap in seconds.
-        max_delay: largest backoff in seconds.
-        sleep: injectable sleep (tests).
-        rng: injectable random source (tests).
+        retry: how failed tries are retried (:class:`~alerting.sinks.base.RetryPolicy`);
+            :data:`EMAIL_RETRY` (3 tries, slower backoff) by default.
         name: the sink's name.
     """
 
@@ -94,24 +92,17 @@ class EmailSink:
         password: str | None = None,
         timeout: float = 10.0,
         *,
-        attempts: int = 3,
-        base_delay: float = 1.0,
-        max_delay: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
+        retry: RetryPolicy = EMAIL_RETRY,
         name: str = "email",
     ) -> None:
         if not recipients:
             raise ValueError("EmailSink needs at least one recipient")
-        if attempts < 1:
-            raise ValueError(f"attempts must be at least 1, got {attempts}")
         self.name = name
         self.host, self.port = host, port
         self.sender, self.recipients = sender, list(recipients)
         self._starttls, self._username, self._password = starttls, username, password
         self._timeout = timeout
-        self._attempts, self._base_delay, self._max_delay = attempts, base_delay, max_delay
-        self._sleep, self._rng = sleep, rng
+        self._retry = retry
 
     def _deliver(self, msg: EmailMessage) -> dict[str, tuple[int, bytes]]:
         try:
@@ -149,14 +140,7 @@ class EmailSink:
             refused.clear()
             refused.update(self._deliver(msg))
 
-        delivery = retry(
-            call,
-            attempts=self._attempts,
-            base_delay=self._base_delay,
-            max_delay=self._max_delay,
-            sleep=self._sleep,
-            rng=self._rng,
-        )
+        delivery = retry(call, self._retry)
         if delivery.ok and refused:
             return Delivery(
                 True, delivery.attempts, f"some recipients refused: {_refused(refused)}"

@@ -11,16 +11,14 @@ limited: that and 5xx are retried with backoff; 4xx (``invalid_payload``,
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from alerting.events import AlertEvent
-from alerting.sinks.base import Delivery, HttpPoster, headline
+from alerting.sinks.base import DEFAULT_RETRY, Delivery, HttpPoster, RetryPolicy, headline
 
 __all__ = ["COLOURS", "EMOJI", "SlackSink", "slack_payload"]
 
@@ -91,11 +89,7 @@ class SlackSink:
     Args:
         webhook_url: the incoming webhook (``https://hooks.slack.com/services/...``).
         timeout: seconds per try.
-        attempts: tries per alert.
-        base_delay: first backoff cap in seconds.
-        max_delay: largest backoff in seconds.
-        sleep: injectable sleep (tests).
-        rng: injectable random source (tests).
+        retry: how failed tries are retried (:class:`~alerting.sinks.base.RetryPolicy`).
         name: the sink's name.
     """
 
@@ -103,18 +97,12 @@ class SlackSink:
         self,
         webhook_url: str,
         timeout: float = 5.0,
-        attempts: int = 5,
         *,
-        base_delay: float = 0.5,
-        max_delay: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
+        retry: RetryPolicy = DEFAULT_RETRY,
         name: str = "slack",
     ) -> None:
         self.name = name
-        self._http = HttpPoster(
-            webhook_url, timeout, attempts, None, base_delay, max_delay, sleep, rng
-        )
+        self._http = HttpPoster(webhook_url, timeout, None, retry)
 
     def send(self, alert: AlertEvent) -> Delivery:
         """Post one alert, retrying retryable failures."""

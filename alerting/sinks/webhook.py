@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from alerting.events import AlertEvent
-from alerting.sinks.base import Delivery, HttpPoster
+from alerting.sinks.base import DEFAULT_RETRY, Delivery, HttpPoster, RetryPolicy
 
 __all__ = ["SIGNATURE_HEADER", "WebhookSink", "sign"]
 
@@ -61,12 +59,8 @@ class WebhookSink:
         url: the receiver's URL.
         secret: HMAC key; ``None`` sends no signature header.
         timeout: seconds per try.
-        attempts: tries per alert (see :func:`~alerting.sinks.base.retry`).
         headers: extra headers (e.g. an ``Authorization`` token).
-        base_delay: first backoff cap in seconds.
-        max_delay: largest backoff in seconds.
-        sleep: injectable sleep (tests).
-        rng: injectable random source (tests).
+        retry: how failed tries are retried (:class:`~alerting.sinks.base.RetryPolicy`).
         name: the sink's name.
     """
 
@@ -75,19 +69,15 @@ class WebhookSink:
         url: str,
         secret: str | None = None,
         timeout: float = 5.0,
-        attempts: int = 5,
         headers: Mapping[str, str] | None = None,
         *,
-        base_delay: float = 0.5,
-        max_delay: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
+        retry: RetryPolicy = DEFAULT_RETRY,
         name: str = "webhook",
     ) -> None:
         self.name = name
         self.url = url
         self._secret = secret
-        self._http = HttpPoster(url, timeout, attempts, headers, base_delay, max_delay, sleep, rng)
+        self._http = HttpPoster(url, timeout, headers, retry)
 
     def request(self, alert: AlertEvent) -> tuple[bytes, dict[str, str]]:
         """Body and per-alert headers sent for ``alert`` (on top of ``headers``)."""

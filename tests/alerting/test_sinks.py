@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import hashlib
@@ -22,12 +23,14 @@ from alerting.sinks import (
     Delivery,
     EmailSink,
     LogSink,
+    RetryPolicy,
     Sink,
     SinkError,
     SlackSink,
     WebhookSink,
     retry,
 )
+from alerting.sinks.email import EMAIL_RETRY
 from tests.alerting.receivers import (
     Alertmanager,
     HttpReceiver,
@@ -86,6 +89,11 @@ class RecordingRng:
         return value
 
 
+def email_retry(sleep: Callable[[float], None]) -> RetryPolicy:
+    """Email's default policy (3 attempts) with a fake sleep."""
+    return dataclasses.replace(EMAIL_RETRY, sleep=sleep)
+
+
 @pytest.fixture
 def receiver() -> Iterator[HttpReceiver]:
     with HttpReceiver() as r:
@@ -117,7 +125,11 @@ def test_retry_backoff_without_jitter_doubles_and_caps() -> None:
     def always_503() -> int:
         raise SinkError("HTTP 503", retryable=True, status=503)
 
-    d = retry(always_503, attempts=6, base_delay=0.5, max_delay=3.0, jitter=False, sleep=sleep)
+    d = retry(
+        always_503,
+        RetryPolicy(attempts=6, base_delay=0.5, max_delay=3.0, sleep=sleep),
+        jitter=False,
+    )
     assert d == Delivery(ok=False, attempts=6, error="HTTP 503", status=503)
     assert sleep.delays == [0.5, 1.0, 2.0, 3.0, 3.0]
 
@@ -130,16 +142,20 @@ def test_retry_stops_at_a_fatal_error_and_lets_bugs_through() -> None:
         calls.append(1)
         raise SinkError("HTTP 404", retryable=False, status=404)
 
-    assert retry(fatal, sleep=sleep) == Delivery(False, 1, "HTTP 404", 404)
+    assert retry(fatal, RetryPolicy(sleep=sleep)) == Delivery(False, 1, "HTTP 404", 404)
     assert calls == [1] and sleep.delays == []
 
     def bug() -> int:
         raise KeyError("oops")
 
     with pytest.raises(KeyError):
-        retry(bug, sleep=sleep)
+        retry(bug, RetryPolicy(sleep=sleep))
     with pytest.raises(ValueError, match="attempts"):
-        retry(lambda: 200, attempts=0)
+        RetryPolicy(attempts=0)
+    with pytest.raises(ValueError, match="non-negative"):
+        RetryPolicy(base_delay=-1.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        RetryPolicy(max_delay=-1.0)
 
 
 # --- webhook ---------------------------------------------------------------------------------
@@ -174,7 +190,9 @@ def test_webhook_retries_500s_with_growing_jittered_backoff(receiver: HttpReceiv
     receiver.fail(3, status=500)
     sleep, rng = FakeSleep(), RecordingRng()
     sink = WebhookSink(
-        receiver.url, secret=SECRET, attempts=5, base_delay=0.5, sleep=sleep, rng=rng
+        receiver.url,
+        secret=SECRET,
+        retry=RetryPolicy(attempts=5, base_delay=0.5, sleep=sleep, rng=rng),
     )
     delivery = sink.send(make_alert())
     assert delivery == Delivery(ok=True, attempts=4, status=200)
@@ -192,7 +210,9 @@ def test_webhook_retries_500s_with_growing_jittered_backoff(receiver: HttpReceiv
     # with the random source near its top, the delays show the exponential growth
     receiver.fail(3, status=502)
     sleep = FakeSleep()
-    sink = WebhookSink(receiver.url, attempts=5, base_delay=0.5, sleep=sleep, rng=lambda: 0.99)
+    sink = WebhookSink(
+        receiver.url, retry=RetryPolicy(attempts=5, base_delay=0.5, sleep=sleep, rng=lambda: 0.99)
+    )
     assert sink.send(make_alert()).attempts == 4
     assert sleep.delays == pytest.approx([0.495, 0.99, 1.98])
     assert sleep.delays == sorted(sleep.delays)
@@ -201,7 +221,9 @@ def test_webhook_retries_500s_with_growing_jittered_backoff(receiver: HttpReceiv
 def test_webhook_does_not_retry_4xx(receiver: HttpReceiver) -> None:
     receiver.fail(1, status=400, body=b"bad payload")
     sleep = FakeSleep()
-    delivery = WebhookSink(receiver.url, attempts=5, sleep=sleep).send(make_alert())
+    delivery = WebhookSink(receiver.url, retry=RetryPolicy(attempts=5, sleep=sleep)).send(
+        make_alert()
+    )
     assert not delivery.ok
     assert (delivery.attempts, delivery.status) == (1, 400)
     assert (
@@ -214,7 +236,9 @@ def test_webhook_gives_up_after_attempts_with_the_last_error(receiver: HttpRecei
     receiver.fail(2, status=500)
     receiver.fail(1, status=503, body=b"last")
     sleep = FakeSleep()
-    delivery = WebhookSink(receiver.url, attempts=3, sleep=sleep).send(make_alert())
+    delivery = WebhookSink(receiver.url, retry=RetryPolicy(attempts=3, sleep=sleep)).send(
+        make_alert()
+    )
     assert not delivery.ok
     assert (delivery.attempts, delivery.status) == (3, 503)
     assert delivery.error is not None and "503" in delivery.error and "last" in delivery.error
@@ -224,7 +248,7 @@ def test_webhook_gives_up_after_attempts_with_the_last_error(receiver: HttpRecei
 def test_webhook_honours_retry_after_on_429(receiver: HttpReceiver) -> None:
     receiver.fail(1, status=429, headers={"Retry-After": "7"})
     sleep = FakeSleep()
-    sink = WebhookSink(receiver.url, sleep=sleep, rng=lambda: 0.0)
+    sink = WebhookSink(receiver.url, retry=RetryPolicy(sleep=sleep, rng=lambda: 0.0))
     assert sink.send(make_alert()) == Delivery(ok=True, attempts=2, status=200)
     assert sleep.delays == [7.0]
 
@@ -232,7 +256,7 @@ def test_webhook_honours_retry_after_on_429(receiver: HttpReceiver) -> None:
 def test_webhook_retries_timeouts(receiver: HttpReceiver) -> None:
     receiver.fail(1, status=200, delay=1.0)
     sleep = FakeSleep()
-    sink = WebhookSink(receiver.url, timeout=0.2, attempts=3, sleep=sleep)
+    sink = WebhookSink(receiver.url, timeout=0.2, retry=RetryPolicy(attempts=3, sleep=sleep))
     delivery = sink.send(make_alert())
     assert delivery == Delivery(ok=True, attempts=2, status=200)
     assert len(sleep.delays) == 1
@@ -241,7 +265,7 @@ def test_webhook_retries_timeouts(receiver: HttpReceiver) -> None:
 def test_webhook_retries_connection_errors_then_reports_them() -> None:
     sleep = FakeSleep()
     url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
-    delivery = WebhookSink(url, attempts=3, sleep=sleep).send(make_alert())
+    delivery = WebhookSink(url, retry=RetryPolicy(attempts=3, sleep=sleep)).send(make_alert())
     assert not delivery.ok and delivery.attempts == 3 and delivery.status is None
     assert delivery.error is not None and "refused" in delivery.error.lower()
     assert len(sleep.delays) == 2
@@ -249,7 +273,7 @@ def test_webhook_retries_connection_errors_then_reports_them() -> None:
 
 def test_webhook_does_not_follow_redirects(receiver: HttpReceiver) -> None:
     receiver.fail(1, status=302, headers={"Location": "http://127.0.0.1:1/elsewhere"})
-    delivery = WebhookSink(receiver.url, sleep=FakeSleep()).send(make_alert())
+    delivery = WebhookSink(receiver.url, retry=RetryPolicy(sleep=FakeSleep())).send(make_alert())
     assert (delivery.ok, delivery.attempts, delivery.status) == (False, 1, 302)
     assert len(receiver.requests) == 1
 
@@ -258,7 +282,7 @@ def test_webhook_does_not_follow_redirects(receiver: HttpReceiver) -> None:
 
 
 def test_slack_payload_shape(receiver: HttpReceiver) -> None:
-    sink = SlackSink(receiver.url + "/services/T/B/X", sleep=FakeSleep())
+    sink = SlackSink(receiver.url + "/services/T/B/X", retry=RetryPolicy(sleep=FakeSleep()))
     assert sink.send(make_alert()).ok
     assert sink.send(make_alert(status="resolved", feature="<b>&co")).ok
     firing, resolved = (r.json() for r in receiver.wait_for(2))
@@ -298,7 +322,9 @@ def test_slack_payload_shape(receiver: HttpReceiver) -> None:
 def test_slack_retries_rate_limits(receiver: HttpReceiver) -> None:
     receiver.fail(2, status=429, headers={"Retry-After": "1"})
     sleep = FakeSleep()
-    delivery = SlackSink(receiver.url, sleep=sleep, rng=lambda: 0.0).send(make_alert())
+    delivery = SlackSink(receiver.url, retry=RetryPolicy(sleep=sleep, rng=lambda: 0.0)).send(
+        make_alert()
+    )
     assert delivery == Delivery(ok=True, attempts=3, status=200)
     assert sleep.delays == [1.0, 1.0]
 
@@ -370,7 +396,9 @@ def test_email_retries_4xx_but_not_5xx() -> None:
     pytest.importorskip("aiosmtpd", reason=NO_AIOSMTPD)
     with smtp_server() as (handler, port):
         sleep = FakeSleep()
-        sink = EmailSink("127.0.0.1", port, "d@example.org", ["ops@example.org"], sleep=sleep)
+        sink = EmailSink(
+            "127.0.0.1", port, "d@example.org", ["ops@example.org"], retry=email_retry(sleep)
+        )
         handler.rcpt_answers = ["451 4.3.0 Try again later"]
         assert sink.send(make_alert()) == Delivery(ok=True, attempts=2)
         assert len(sleep.delays) == 1 and len(handler.messages) == 1
@@ -397,7 +425,9 @@ def test_email_partial_refusal_is_delivered_with_a_note() -> None:
 
 def test_email_connection_refused_is_retried() -> None:
     sleep = FakeSleep()
-    sink = EmailSink("127.0.0.1", free_port(), "d@example.org", ["o@example.org"], sleep=sleep)
+    sink = EmailSink(
+        "127.0.0.1", free_port(), "d@example.org", ["o@example.org"], retry=email_retry(sleep)
+    )
     delivery = sink.send(make_alert())
     assert not delivery.ok and delivery.attempts == 3 and len(sleep.delays) == 2
 
@@ -413,7 +443,7 @@ LABELS = {
 
 
 def test_alertmanager_posts_the_v2_api_shape(receiver: HttpReceiver) -> None:
-    sink = AlertmanagerSink(receiver.url + "/", sleep=FakeSleep())
+    sink = AlertmanagerSink(receiver.url + "/", retry=RetryPolicy(sleep=FakeSleep()))
     assert sink.send(make_alert()).ok
     assert sink.send(make_alert(status="resolved")).ok
     assert sink.send(make_alert(feature=None)).ok
@@ -481,7 +511,7 @@ def test_alertmanager_real_binary(tmp_path: Path, receiver: HttpReceiver) -> Non
         }
     )
     with Alertmanager(binary, tmp_path, receiver.url + "/notify") as am:
-        sink = AlertmanagerSink(am.url, sleep=FakeSleep())
+        sink = AlertmanagerSink(am.url, retry=RetryPolicy(sleep=FakeSleep()))
         assert sink.send(firing) == Delivery(ok=True, attempts=1, status=200)
         active = _poll(am.alerts)
         assert [a["labels"] for a in active] == [LABELS]
@@ -496,5 +526,5 @@ def test_alertmanager_real_binary(tmp_path: Path, receiver: HttpReceiver) -> Non
         assert notes[1].json()["status"] == "resolved"
         assert notes[1].json()["alerts"][0]["labels"] == LABELS
 
-        bad = AlertmanagerSink(am.url + "/nope", sleep=FakeSleep()).send(firing)
+        bad = AlertmanagerSink(am.url + "/nope", retry=RetryPolicy(sleep=FakeSleep())).send(firing)
         assert (bad.ok, bad.attempts, bad.status) == (False, 1, 404)
