@@ -9,6 +9,7 @@ column when the file has one, else from the label column.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ import numpy as np
 import orjson
 
 from sketches import CategoricalCounter, Moments, QuantileSketch, ReferenceHistogram
+from sketches.noise import NULL_METHODS, NullModel
+from sketches.registry import default_method
 from stream.exceptions import DriftlineError
 from stream.keys import Keys
 
@@ -50,6 +53,8 @@ class FeatureBaseline:
     quantiles: QuantileSketch | None = None
     moments: Moments | None = None
     categories: CategoricalCounter | None = None
+    # drift method -> NullModel.to_dict(): the method's noise floor by window size
+    null: dict[str, Any] = field(default_factory=dict)
 
     @property
     def numeric(self) -> bool:
@@ -117,6 +122,17 @@ def infer_kind(values: Sequence[Any] | np.ndarray) -> Kind:
 def _numeric(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
     return arr
+
+
+def _with_null(fb: FeatureBaseline, rows: int) -> FeatureBaseline:
+    """Add the noise floor of the feature's default distance method (not for tests)."""
+    ref = fb.histogram if fb.histogram is not None else fb.categories
+    method = default_method("numeric" if fb.histogram is not None else "categorical", rows)
+    if ref is None or method not in NULL_METHODS or ref.count == 0:
+        return fb
+    with contextlib.suppress(ValueError):  # e.g. a constant reference: no floor
+        fb.null[method] = NullModel.build(ref, method).to_dict()
+    return fb
 
 
 def _feature(name: str, kind: Kind, values: Sequence[Any] | np.ndarray) -> FeatureBaseline:
@@ -188,13 +204,13 @@ def build_baseline(
         if progress:
             progress(name)
         kind = kinds[name] if kinds is not None else infer_kind(columns[name])
-        features[name] = _feature(name, kind, columns[name])
+        features[name] = _with_null(_feature(name, kind, columns[name]), rows)
     pred = None
     pcol = prediction_column or label_column
     if pcol:
         pvals = columns[pcol]
         pkind: Kind = "numeric" if infer_kind(pvals) == "numeric" else "categorical"
-        pred = _feature(PREDICTION, pkind, pvals)
+        pred = _with_null(_feature(PREDICTION, pkind, pvals), rows)
     created = now()
     return Baseline(
         model,
@@ -233,8 +249,12 @@ class BaselineStore:
         fields: dict[str, bytes] = {"@meta": orjson.dumps(meta)}
         for name, fb in baseline.features.items():
             fields[f"f:{name}"] = fb.to_bytes()
+            if fb.null:
+                fields[f"n:{name}"] = orjson.dumps(fb.null)
         if baseline.prediction is not None:
             fields["p"] = baseline.prediction.to_bytes()
+            if baseline.prediction.null:
+                fields["pn"] = orjson.dumps(baseline.prediction.null)
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(key)
         pipe.hset(key, mapping=fields)
@@ -264,8 +284,17 @@ class BaselineStore:
             return None
         f = {_s(k): v for k, v in raw.items()}
         meta = orjson.loads(f.pop("@meta"))
+        nulls = {k[2:]: orjson.loads(v) for k, v in f.items() if k.startswith("n:")}
+        pred_null = orjson.loads(f.pop("pn")) if "pn" in f else {}
         pred = FeatureBaseline.from_bytes("@prediction", f.pop("p")) if "p" in f else None
-        features = {k[2:]: FeatureBaseline.from_bytes(k[2:], v) for k, v in f.items()}
+        if pred is not None:
+            pred.null = pred_null
+        features = {
+            k[2:]: FeatureBaseline.from_bytes(k[2:], v) for k, v in f.items() if k.startswith("f:")
+        }
+        for name, null in nulls.items():
+            if name in features:
+                features[name].null = null
         ordered = {n: features[n] for n in meta.get("features", features) if n in features}
         extra = {k: v for k, v in meta.items() if k in ("label_column", "prediction_column")}
         return Baseline(

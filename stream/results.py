@@ -65,6 +65,7 @@ from sketches import (
     drift,
     drift_many,
 )
+from sketches.noise import NullModel
 
 if TYPE_CHECKING:
     from stream.baseline import Baseline, FeatureBaseline
@@ -236,6 +237,22 @@ def _one(ref: Sketch, cur: Sketch, method: str, threshold: float | None) -> Drif
         )
 
 
+def _noise_aware(
+    fb: FeatureBaseline, method: str, threshold: float | None, cur: Sketch
+) -> float | None:
+    """The threshold that applies vs the baseline: the configured effect plus the
+    method's noise floor at this window's size (when the baseline has a null
+    model for the method; see :mod:`sketches.noise`), so that a stationary
+    stream stays quiet at any volume."""
+    null = fb.null.get(method)
+    if not null or cur.total == 0:
+        return threshold
+    effect = threshold if threshold is not None else METHODS[method].threshold
+    if effect is None:
+        return threshold
+    return NullModel.from_dict(null).threshold(effect, cur.total)
+
+
 def _drift_all(pairs: Sequence[Pair | None]) -> list[DriftResult | None]:
     """Drift of every pair; KS and normalised Wasserstein stacked by ``drift_many``."""
     out: list[DriftResult | None] = [None] * len(pairs)
@@ -350,7 +367,7 @@ def window_result(
             prev_raw = (prev.hist if numeric else prev.cats).get(fb.name) if prev else None
             method, thr = _resolve(fb.name, kind, spec, baseline.rows)
         cur, before = _same_kind(ref, cur_raw), _previous(ref, prev_raw)
-        base_pairs.append((ref, cur, method, thr))
+        base_pairs.append((ref, cur, method, _noise_aware(fb, method, thr, cur)))
         prev_pairs.append(None if before is None else (before, cur, method, thr))
     summaries: list[dict[str, Any]] = []
     for fb, pair, vs_base, vs_prev in zip(

@@ -11,7 +11,15 @@ import numpy as np
 import orjson
 import pytest
 
-from sketches import CategoricalCounter, DriftResult, ReferenceHistogram, default_method, drift
+from sketches import (
+    METHODS,
+    CategoricalCounter,
+    DriftResult,
+    ReferenceHistogram,
+    default_method,
+    drift,
+)
+from sketches.noise import NullModel
 from stream.baseline import Baseline, build_baseline
 from stream.fold import WindowSketches
 from stream.results import QUANTILES, drift_dict, severity, window_result
@@ -183,6 +191,23 @@ def test_categorical_and_boolean_summaries(baseline: Baseline) -> None:
     assert b["drift"]["method"] == default_method("boolean", ROWS)
 
 
+def noise_aware(fb: Any, method: str, thr: float | None, n: int) -> float | None:
+    """The threshold applied vs the baseline: effect + the null model's floor at n."""
+    if method not in fb.null:
+        return thr
+    effect = thr if thr is not None else METHODS[method].threshold
+    return NullModel.from_dict(fb.null[method]).threshold(effect, n)
+
+
+def test_noise_floor_raises_the_threshold_most_for_small_windows(baseline: Baseline) -> None:
+    fb = baseline.features["age"]
+    method = default_method("numeric", ROWS)
+    assert method in fb.null
+    small = noise_aware(fb, method, None, 400)
+    large = noise_aware(fb, method, None, 20_000)
+    assert small is not None and large is not None and small > large > 0.1
+
+
 def test_drift_equals_direct_computation(baseline: Baseline) -> None:
     cur = sketches(baseline, columns(np.random.default_rng(6), 3000, shift=0.2))
     prev = sketches(baseline, columns(np.random.default_rng(7), 3000))
@@ -214,12 +239,15 @@ def test_drift_equals_direct_computation(baseline: Baseline) -> None:
             assert ref is not None and now is not None and before is not None
             method, thr = methods[name]
             feat = res["features"][name]
-            assert_same(feat["drift"], drift_dict(drift(ref, now, method, thr)))
+            applied = noise_aware(fb, method, thr, now.total)
+            assert_same(feat["drift"], drift_dict(drift(ref, now, method, applied)))
             assert_same(feat["drift_previous"], drift_dict(drift(before, now, method, thr)))
     assert res["features"]["income"]["drift"]["threshold"] == 1e-30
     assert baseline.prediction is not None and baseline.prediction.histogram is not None
     assert isinstance(cur.prediction, ReferenceHistogram)
-    direct = drift(baseline.prediction.histogram, cur.prediction)
+    method = default_method("numeric", ROWS)
+    thr = noise_aware(baseline.prediction, method, None, cur.prediction.total)
+    direct = drift(baseline.prediction.histogram, cur.prediction, method, thr)
     assert_same(res["prediction"]["drift"], drift_dict(direct))
     assert res["prediction"]["count"] == 3000
 
@@ -239,8 +267,9 @@ def test_model_method_applies_only_where_it_can(baseline: Baseline) -> None:
     res = result(baseline, sketches(baseline, columns(np.random.default_rng(8), 500)), spec=spec)
     for name, fb in baseline.features.items():
         d = res["features"][name]["drift"]
-        want = ("ks", 0.01) if fb.kind == "numeric" else (default_method(fb.kind, ROWS), 0.1)
-        assert (d["method"], d["threshold"]) == want and d["reason"] is None
+        method = "ks" if fb.kind == "numeric" else default_method(fb.kind, ROWS)
+        thr = 0.01 if fb.kind == "numeric" else noise_aware(fb, method, None, 500)
+        assert (d["method"], d["threshold"]) == (method, thr) and d["reason"] is None
 
 
 def test_config_model_spec_decides_methods(baseline: Baseline) -> None:
