@@ -22,6 +22,15 @@ Rules (``feature`` is ``None`` unless stated; boundaries inclusive as written):
   → medium.
 * ``low_confidence``: share of predictions whose top probability is below the
   confidence threshold > ``confidence_share_below`` (when set) → medium.
+* ``missing_rate`` (per feature): missing rate > the baseline's +
+  ``missing_increase`` → medium.
+* ``out_of_range`` (per feature): share of values outside the baseline's
+  range > ``out_of_range_share`` → medium.
+* ``unseen_categories`` (per feature): share of categories absent from the
+  baseline > ``unseen_share`` → medium.
+
+Per-feature rules (drift and data quality) and prediction drift need at least
+``min_samples`` values in the window.
 """
 
 from __future__ import annotations
@@ -47,6 +56,10 @@ class RuleSettings:
     volume_min_history: int = 3
     dlq_rate: float = 0.05
     confidence_share_below: float | None = None
+    min_samples: int = 50
+    missing_increase: float = 0.05
+    out_of_range_share: float = 0.05
+    unseen_share: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -95,17 +108,82 @@ def _drift_check(rule: str, feature: str | None, subject: str, d: Mapping[str, A
     return _Check(rule, feature, method, value, thr, severity, drifted, msg)
 
 
+def _enough(feat: Mapping[str, Any], s: RuleSettings) -> bool:
+    """At least ``min_samples`` values (present or missing) in the window
+    (a result without counts is taken as enough)."""
+    if "count" not in feat:
+        return True
+    return int(feat.get("count") or 0) + int(feat.get("missing") or 0) >= s.min_samples
+
+
+def _features(r: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    return [(n, f) for n, f in (r.get("features") or {}).items() if isinstance(f, Mapping)]
+
+
 def _feature_drift(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
     return [
         _drift_check("feature_drift", name, f"feature {name!r}", feat["drift"])
-        for name, feat in (r.get("features") or {}).items()
-        if isinstance(feat, Mapping) and feat.get("drift")
+        for name, feat in _features(r)
+        if feat.get("drift") and _enough(feat, s)
     ]
 
 
 def _prediction_drift(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    d = (r.get("prediction") or {}).get("drift")
-    return [_drift_check("prediction_drift", None, "prediction", d)] if d else []
+    pred = r.get("prediction") or {}
+    d = pred.get("drift")
+    if not d or not _enough(pred, s):
+        return []
+    return [_drift_check("prediction_drift", None, "prediction", d)]
+
+
+def _share_check(
+    rule: str, name: str, metric: str, value: float | None, limit: float, what: str
+) -> _Check | None:
+    if value is None:
+        return None
+    firing = value > limit
+    msg = f"feature {name!r}: {what} {_fmt(value)} {'>' if firing else '≤'} {_fmt(limit)}"
+    return _Check(rule, name, metric, value, limit, "medium", firing, msg)
+
+
+def _missing(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
+    out = []
+    for name, feat in _features(r):
+        rate, base = _num(feat.get("missing_rate")), _num(feat.get("baseline_missing_rate"))
+        if rate is None or not _enough(feat, s):
+            continue
+        limit = (base or 0.0) + s.missing_increase
+        what = f"missing rate (baseline {_fmt(base or 0.0)})"
+        check = _share_check("missing_rate", name, "missing_rate", rate, limit, what)
+        out += [check] if check else []
+    return out
+
+
+def _out_of_range(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
+    out = []
+    for name, feat in _features(r):
+        share = _num(feat.get("out_of_range_share"))
+        if _enough(feat, s):
+            what = "share outside the baseline's range"
+            check = _share_check(
+                "out_of_range", name, "out_of_range_share", share, s.out_of_range_share, what
+            )
+            out += [check] if check else []
+    return out
+
+
+def _unseen(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
+    out = []
+    for name, feat in _features(r):
+        share = _num(feat.get("unseen_share"))
+        if _enough(feat, s):
+            shown = ", ".join(str(k) for k, _ in (feat.get("unseen_categories") or [])[:3])
+            what = "share of unseen categories" + (f" ({shown}, …)" if shown else "")
+            check = _share_check(
+                "unseen_categories", name, "unseen_share", share, s.unseen_share, what
+            )
+            out += [check] if check else []
+    return out
 
 
 def _drift_share(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
@@ -186,6 +264,9 @@ RULES: Mapping[str, _Rule] = MappingProxyType(
         "volume": _volume,
         "dead_letter_rate": _dead_letters,
         "low_confidence": _confidence,
+        "missing_rate": _missing,
+        "out_of_range": _out_of_range,
+        "unseen_categories": _unseen,
     }
 )
 _DEFAULT_SEVERITY: Mapping[str, Severity] = {

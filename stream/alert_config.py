@@ -13,6 +13,10 @@ any of them for one model::
     volume_min_history = 3     # recent windows needed before volume may fire
     dead_letter_rate = 0.05    # dead letters / (events + dead letters) above this
     low_confidence_share = 0.3 # share of low-confidence predictions above this (off by default)
+    min_samples = 50           # values a feature needs in a window before its rules may fire
+    missing_increase = 0.05    # missing rate above the baseline's by more than this
+    out_of_range_share = 0.05  # share of values outside the baseline's range above this
+    unseen_share = 0.05        # share of categories the baseline never saw above this
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ ALERT_KEYS = (
     "volume_min_history",
     "dead_letter_rate",
     "low_confidence_share",
+    "min_samples",
+    "missing_increase",
+    "out_of_range_share",
+    "unseen_share",
 )
 
 
@@ -73,6 +81,14 @@ def parse_alerts(t: Any, base: AlertSettings) -> AlertSettings:
         confidence_share_below=t.get(
             "low_confidence_share", r.confidence_share_below, _share, "a share in (0, 1]"
         ),
+        min_samples=t.get("min_samples", r.min_samples, _count(1), "an integer ≥ 1"),
+        missing_increase=float(
+            t.get("missing_increase", r.missing_increase, _share, "a share in (0, 1]")
+        ),
+        out_of_range_share=float(
+            t.get("out_of_range_share", r.out_of_range_share, _share, "a share in (0, 1]")
+        ),
+        unseen_share=float(t.get("unseen_share", r.unseen_share, _share, "a share in (0, 1]")),
     )
     sets_volume = "volume_low" in t.data or "volume_high" in t.data
     if sets_volume and rules.volume_low >= rules.volume_high:

@@ -305,6 +305,7 @@ def _summary(fb: FeatureBaseline, ref: Sketch, cur: Sketch) -> dict[str, Any]:
         "count": int(cur.count),
         "missing": int(cur.missing),
         "missing_rate": _ratio(cur.missing, cur.count + cur.missing),
+        "baseline_missing_rate": _ratio(ref.missing, ref.count + ref.missing),
     }
     if isinstance(ref, ReferenceHistogram) and isinstance(cur, ReferenceHistogram):
         out.update(_numeric_stats(cur, ref))

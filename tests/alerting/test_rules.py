@@ -216,3 +216,34 @@ def test_on_real_window_results() -> None:
     assert all(e.baseline == "v7" and e.status == "firing" for e in e1)
     e2, f2 = evaluate(close(60, 0.0, [1000] * 3), f1, None)
     assert f2 == [] and len(e2) == 3 and all(e.status == "resolved" for e in e2)
+
+
+def quality(**feat: Any) -> dict[str, Any]:
+    base = {"count": 1000, "missing": 0, "drift": drift(False, 0.02)}
+    return window(features={"x": base | feat})
+
+
+def test_missing_rate_fires_above_the_baselines_plus_the_increase() -> None:
+    at = quality(missing_rate=0.15, baseline_missing_rate=0.10)
+    above = quality(missing_rate=0.1501, baseline_missing_rate=0.10)
+    assert "missing_rate" not in rules_firing(at)
+    assert "missing_rate" in rules_firing(above)
+    assert "missing_rate" not in rules_firing(above, missing_increase=0.1)
+
+
+def test_out_of_range_and_unseen_categories_fire_above_their_shares() -> None:
+    assert "out_of_range" not in rules_firing(quality(out_of_range_share=0.05))
+    assert "out_of_range" in rules_firing(quality(out_of_range_share=0.06))
+    seen = quality(unseen_share=0.2, unseen_categories=[["zz", 200]])
+    assert "unseen_categories" in rules_firing(seen)
+    events, _ = evaluate(seen, [], None)
+    [unseen] = [e for e in events if e.rule == "unseen_categories"]
+    assert unseen.feature == "x" and "zz" in unseen.message and unseen.value == 0.2
+    assert "unseen_categories" not in rules_firing(seen, unseen_share=0.25)
+
+
+def test_min_samples_silences_per_feature_rules_in_tiny_windows() -> None:
+    tiny = quality(count=30, missing=5, out_of_range_share=0.5, drift=drift(True, 0.9))
+    assert not {"feature_drift", "out_of_range"} & rules_firing(tiny)  # 35 values < 50
+    assert not {"feature_drift", "out_of_range"} & rules_firing(tiny, min_samples=36)
+    assert {"feature_drift", "out_of_range"} <= rules_firing(tiny, min_samples=35)
