@@ -146,44 +146,54 @@ def _share_check(
     return _Check(rule, name, metric, value, limit, "medium", firing, msg)
 
 
-def _missing(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
+def _quality(
+    r: Mapping[str, Any],
+    s: RuleSettings,
+    rule: str,
+    metric: str,
+    limit: Callable[[Mapping[str, Any]], float],
+    what: Callable[[Mapping[str, Any]], str],
+) -> list[_Check]:
+    """A per-feature data-quality rule: ``feat[metric] > limit(feat)`` fires."""
     out = []
     for name, feat in _features(r):
-        rate, base = _num(feat.get("missing_rate")), _num(feat.get("baseline_missing_rate"))
-        if rate is None or not _enough(feat, s):
-            continue
-        limit = (base or 0.0) + s.missing_increase
-        what = f"missing rate (baseline {_fmt(base or 0.0)})"
-        check = _share_check("missing_rate", name, "missing_rate", rate, limit, what)
-        out += [check] if check else []
+        check = _share_check(rule, name, metric, _num(feat.get(metric)), limit(feat), what(feat))
+        if check is not None and _enough(feat, s):
+            out.append(check)
     return out
+
+
+def _missing(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
+    def base(f: Mapping[str, Any]) -> float:
+        return _num(f.get("baseline_missing_rate")) or 0.0
+
+    return _quality(
+        r,
+        s,
+        "missing_rate",
+        "missing_rate",
+        lambda f: base(f) + s.missing_increase,
+        lambda f: f"missing rate (baseline {_fmt(base(f))})",
+    )
 
 
 def _out_of_range(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    out = []
-    for name, feat in _features(r):
-        share = _num(feat.get("out_of_range_share"))
-        if _enough(feat, s):
-            what = "share outside the baseline's range"
-            check = _share_check(
-                "out_of_range", name, "out_of_range_share", share, s.out_of_range_share, what
-            )
-            out += [check] if check else []
-    return out
+    return _quality(
+        r,
+        s,
+        "out_of_range",
+        "out_of_range_share",
+        lambda f: s.out_of_range_share,
+        lambda f: "share outside the baseline's range",
+    )
 
 
 def _unseen(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    out = []
-    for name, feat in _features(r):
-        share = _num(feat.get("unseen_share"))
-        if _enough(feat, s):
-            shown = ", ".join(str(k) for k, _ in (feat.get("unseen_categories") or [])[:3])
-            what = "share of unseen categories" + (f" ({shown}, …)" if shown else "")
-            check = _share_check(
-                "unseen_categories", name, "unseen_share", share, s.unseen_share, what
-            )
-            out += [check] if check else []
-    return out
+    def what(f: Mapping[str, Any]) -> str:
+        shown = ", ".join(str(k) for k, _ in (f.get("unseen_categories") or [])[:3])
+        return "share of unseen categories" + (f" ({shown}, …)" if shown else "")
+
+    return _quality(r, s, "unseen_categories", "unseen_share", lambda f: s.unseen_share, what)
 
 
 def _drift_share(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
