@@ -105,7 +105,12 @@ COMMANDS: list[Command] = [
     Command(
         "show", "a window's result as a table (or JSON)", qcmd.add_show_arguments, qcmd.run_show
     ),
-    Command("alerts", "tail the alerts topic", qcmd.add_alerts_arguments, qcmd.run_alerts),
+    Command(
+        "alerts",
+        "tail the alerts topic, or route alerts to sinks",
+        qcmd.add_alerts_arguments,
+        qcmd.run_alerts,
+    ),
     Command(
         "mute",
         "mute a model's alerts (or one feature's or rule's) for a while",

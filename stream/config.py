@@ -53,6 +53,8 @@ from types import MappingProxyType
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
+from alerting.routes import Route, parse_routes
+from alerting.text import toml_value
 from sketches.registry import METHODS, default_method
 from stream import kafka_conf
 from stream.alert_config import ALERT_KEYS, AlertSettings, parse_alerts
@@ -221,6 +223,7 @@ class Config:
     worker: WorkerSettings
     models: Mapping[str, ModelSpec]
     alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
+    routes: tuple[Route, ...] = ()  # [[routes]] (alerting.routes); () means one log route
 
     def alerts_for(self, model: str) -> AlertSettings:
         """The model's ``[models.<m>.alerts]`` settings, else ``[alerts]``."""
@@ -338,15 +341,17 @@ def parse_config(
     if not raw_models.data and raw_models.ok:
         root.error("models", _NO_MODELS)
     models = [_parse_model(raw_models.sub(name, _MODEL_KEYS), alerts) for name in raw_models.data]
+    routes = parse_routes(root.data.get("routes"), errors)
     if errors:
         head = f"invalid configuration in {source} ({len(errors)} error{'s' * (len(errors) > 1)}):"
         raise ConfigError("\n  ".join([head, *errors]))
-    return Config(kafka, redis, topics, windows, worker, {m.name: m for m in models}, alerts)
+    by_name = {m.name: m for m in models}
+    return Config(kafka, redis, topics, windows, worker, by_name, alerts, routes)
 
 
 # -- reading and reporting ------------------------------------------------------------
 
-_SECTIONS = ("kafka", "redis", "topics", "windows", "worker", "alerts", "models")
+_SECTIONS = ("kafka", "redis", "topics", "windows", "worker", "alerts", "models", "routes")
 _WINDOWS_KEYS = ("size", "allowed_lateness", "idle_timeout", "retention", "history")
 _WORKER_KEYS = (
     "group_id",
@@ -380,13 +385,7 @@ def _key(*parts: str) -> str:
     return ".".join(p if _BARE_KEY.fullmatch(p) else json.dumps(p) for p in parts)
 
 
-def _show(value: object) -> str:
-    """A value as TOML would spell it, for error messages."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return "a table" if isinstance(value, Mapping) else repr(value)
+_show = toml_value  # a value as TOML would spell it, for error messages
 
 
 def _suggest(name: str, allowed: Iterable[str]) -> str:

@@ -1,9 +1,10 @@
-"""CLI subcommands that read state: ``status``, ``show`` and ``alerts tail``.
+"""CLI subcommands that read state: ``status``, ``show``, ``alerts tail`` (and ``alerts route``).
 
 ``status`` and ``show`` read Redis through :class:`~stream.reader.StateReader`
 and print tables (``--json``: the data as JSON). ``alerts tail`` reads the
 alerts topic with ``assign()`` under a group id of its own
 (``driftline-alerts-tail-<uuid>``): no group join, nothing committed.
+``alerts route`` runs :class:`alerting.router.AlertRouter`.
 """
 
 from __future__ import annotations
@@ -263,6 +264,13 @@ def add_alerts_arguments(parser: argparse.ArgumentParser) -> None:
     tail.add_argument("--model", default=None, help="only this model's alerts")
     tail.add_argument("--max", type=int, default=None, metavar="N", help="stop after N alerts")
     tail.add_argument("--timeout", type=float, default=None, metavar="S", help="stop after S s")
+    route = sub.add_parser(
+        "route", help="deliver alerts to the sinks of [[routes]] (webhook, Slack, email, ...)"
+    )
+    route.add_argument(
+        "-c", "--config", required=True, metavar="FILE", help="configuration file (TOML)"
+    )
+    route.add_argument("--timeout", type=float, default=None, metavar="S", help="stop after S s")
 
 
 def alert_line(a: dict[str, Any]) -> str:
@@ -281,12 +289,31 @@ def alert_line(a: dict[str, Any]) -> str:
     )
 
 
+def _run_route(args: argparse.Namespace) -> int:
+    """``alerts route``: run the alert router until SIGTERM/SIGINT (or ``--timeout``)."""
+    from alerting.router import AlertRouter
+    from stream.config import load_config
+
+    router = AlertRouter(load_config(args.config))
+    router.install_signal_handlers()
+    stats = router.run(max_seconds=args.timeout)
+    print(
+        f"alert router stopped: {stats.consumed} alerts read, {stats.delivered} delivered, "
+        f"{stats.duplicates} duplicates skipped, {stats.failed} dead-lettered, "
+        f"{stats.malformed} malformed",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def run_alerts(args: argparse.Namespace) -> int:
-    """``alerts tail``: print alerts until ``--max``, ``--timeout`` or Ctrl-C.
+    """``alerts tail``: print alerts until ``--max``, ``--timeout`` or Ctrl-C; ``alerts route``.
 
     Without ``--from-beginning`` only alerts produced after the start are
     printed (by message time too, as some brokers under-report the end offset).
     """
+    if args.action == "route":
+        return _run_route(args)
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
     from stream.config import load_config

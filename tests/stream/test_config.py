@@ -220,7 +220,7 @@ def test_durations_in_config() -> None:
 
 RULES = [
     # unknown keys, with the allowed list and the closest one
-    ({"windws": {}}, 'windws: unknown key; allowed: kafka, redis, topics, windows, worker, alerts, models; did you mean "windows"?'),
+    ({"windws": {}}, 'windws: unknown key; allowed: kafka, redis, topics, windows, worker, alerts, models, routes; did you mean "windows"?'),
     ({"windows": {"sise": "1m"}}, 'windows.sise: unknown key; allowed: size, allowed_lateness, idle_timeout, retention, history; did you mean "size"?'),
     ({"windows": {"size_s": 60}}, 'windows.size_s: unknown key; allowed: size, allowed_lateness, idle_timeout, retention, history; did you mean "size"?'),
     ({"worker": {"batchsize": 5}}, 'worker.batchsize: unknown key; allowed: group_id, batch_size, poll_timeout, flush_interval, max_message_bytes, max_categories; did you mean "batch_size"?'),
