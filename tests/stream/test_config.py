@@ -91,6 +91,7 @@ def test_example_file_loads() -> None:
 def test_example_file_sets_every_key() -> None:
     """A complete example: every key of every fixed section appears in it."""
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    cfg = load_config(EXAMPLE)
     assert set(data["redis"]) == {"url", "prefix", "cluster"}
     assert set(data["topics"]) == {f.name for f in dataclasses.fields(Topics)}
     assert {f"{k}_s" if k != "history" else k for k in data["windows"]} == {
@@ -107,7 +108,13 @@ def test_example_file_sets_every_key() -> None:
         "confidence_threshold",
         "features",
         "drift",
+        "alerts",
     }
+    from stream.alert_config import ALERT_KEYS
+
+    assert set(data["alerts"]) == set(ALERT_KEYS) - {"low_confidence_share"}  # commented out
+    assert cfg.alerts_for("churn").lifecycle.for_windows == 2
+    assert [r.sink for r in cfg.routes] == ["webhook", "log"]
 
 
 def test_minimal_config_takes_the_defaults() -> None:
