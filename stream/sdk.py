@@ -48,16 +48,21 @@ class LoggerStats:
 
 
 class _Logger:
+    TOPIC = ""  # the subclass's default topic
+
     def __init__(
         self,
         bootstrap: str,
-        topic: str,
-        batch_size: int,
-        linger_s: float,
-        max_queue: int,
-        producer_conf: Mapping[str, str] | None,
-        clock: Callable[[], float],
+        topic: str | None = None,
+        model: str | None = None,
+        batch_size: int = 500,
+        linger_s: float = 0.2,
+        max_queue: int = 100_000,
+        producer_conf: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.model = model
+        topic = topic or self.TOPIC
         if batch_size < 1 or max_queue < 1:
             raise ValueError(
                 f"batch_size and max_queue must be >= 1, got {batch_size}, {max_queue}"
@@ -190,19 +195,7 @@ class PredictionLogger(_Logger):
         producer_conf: extra librdkafka properties (security, ...).
     """
 
-    def __init__(
-        self,
-        bootstrap: str,
-        topic: str = "driftline.predictions",
-        model: str | None = None,
-        batch_size: int = 500,
-        linger_s: float = 0.2,
-        max_queue: int = 100_000,
-        producer_conf: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.model = model
-        super().__init__(bootstrap, topic, batch_size, linger_s, max_queue, producer_conf, clock)
+    TOPIC = "driftline.predictions"
 
     def log(
         self,
@@ -280,21 +273,13 @@ def _columnar(model: Any, version: Any, events: list[dict[str, Any]]) -> bytes:
 
 
 class LabelLogger(_Logger):
-    """Logs ground-truth labels to ``driftline.labels`` (arrays of label events)."""
+    """Logs ground-truth labels to ``driftline.labels`` (arrays of label events).
 
-    def __init__(
-        self,
-        bootstrap: str,
-        topic: str = "driftline.labels",
-        model: str | None = None,
-        batch_size: int = 500,
-        linger_s: float = 0.2,
-        max_queue: int = 100_000,
-        producer_conf: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.model = model
-        super().__init__(bootstrap, topic, batch_size, linger_s, max_queue, producer_conf, clock)
+    Same arguments as :class:`PredictionLogger`; the topic defaults to
+    ``driftline.labels``.
+    """
+
+    TOPIC = "driftline.labels"
 
     def log(
         self, id: str, label: float | int | str, *, model: str | None = None, ts: Any = None
