@@ -17,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from confluent_kafka import KafkaError, KafkaException
@@ -27,6 +26,7 @@ from confluent_kafka.cimpl import NewTopic  # typed here; confluent_kafka.admin 
 from stream.embedded_kafka import EmbeddedKafka, resolve_tansu_bin
 from stream.embedded_process import free_port
 from stream.embedded_redis import EmbeddedRedis, resolve_valkey_bin
+from stream.embedded_server import Managed
 from stream.exceptions import ConfigError, EmbeddedServerError
 
 __all__ = [
@@ -132,7 +132,7 @@ def _wait_for_topics(
         time.sleep(0.05)
 
 
-class EmbeddedStack:
+class EmbeddedStack(Managed):
     """The embedded broker and Redis, with driftline's topics created.
 
     Args:
@@ -179,14 +179,3 @@ class EmbeddedStack:
             self.redis.stop()
             if self._own_dir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

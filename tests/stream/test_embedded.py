@@ -20,7 +20,7 @@ import redis
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-import stream.embedded_kafka
+import stream.embedded_server
 from stream.cli import main
 from stream.embedded import (
     DEFAULT_TOPICS,
@@ -233,7 +233,7 @@ def test_busy_ports_are_retried_or_reported(
         squatter.listen()
         busy = squatter.getsockname()[1]
         ports = iter([busy, free_port()])
-        monkeypatch.setattr(stream.embedded_kafka, "free_port", lambda: next(ports))
+        monkeypatch.setattr(stream.embedded_server, "free_port", lambda: next(ports))
         with EmbeddedKafka(tmp_path / "k") as kafka:
             assert kafka.port != busy
         with pytest.raises(EmbeddedServerError, match=f"127.0.0.1:{busy} exited"):
