@@ -292,12 +292,9 @@ class WindowSketches:
         if target is None:
             return  # a feature no longer in the baseline: ignored at close
         if kind == "h" and isinstance(target, ReferenceHistogram):
-            if "v" in fields:
-                part = histogram_from_vector(
-                    fields["v"], target.binning, fields.get("lo"), fields.get("hi")
-                )
-            else:
-                part = ReferenceHistogram.from_fields(fields, target.binning)
+            part = histogram_from_vector(
+                fields["v"], target.binning, fields.get("lo"), fields.get("hi")
+            )
             target.merge(part)
         elif kind == "c" and isinstance(target, CategoricalCounter):
             fields = {k: v for k, v in fields.items() if k != "#"}
