@@ -90,6 +90,23 @@ def unique_topic(kafka_bootstrap: str) -> Callable[..., str]:
 
 
 @pytest.fixture
+def driftline_topics(unique_topic: Callable[..., str]) -> Callable[..., dict[str, str]]:
+    """Factory ``(stem, partitions=2) -> [topics]`` table: the five driftline topics,
+    uniquely named, the predictions topic with ``partitions`` partitions."""
+
+    def make(stem: str, partitions: int = 2) -> dict[str, str]:
+        return {
+            "predictions": unique_topic(f"{stem}.pred", partitions),
+            "labels": unique_topic(f"{stem}.labels"),
+            "dlq": unique_topic(f"{stem}.dlq"),
+            "windows": unique_topic(f"{stem}.windows"),
+            "alerts": unique_topic(f"{stem}.alerts"),
+        }
+
+    return make
+
+
+@pytest.fixture
 def kafka_test_conf() -> dict[str, str]:
     """A copy of ``KAFKA_TEST_CONF`` to merge into consumer configurations."""
     return dict(KAFKA_TEST_CONF)

@@ -12,6 +12,7 @@ import pytest
 
 from stream.baseline import BaselineError, BaselineStore, build_baseline
 from stream.cli import main
+from stream.config import RedisSettings
 from stream.keys import Keys
 from stream.redis_client import connect
 from stream.table import read_table
@@ -96,7 +97,7 @@ def test_cli_registers_versions_and_rejects_mismatched_files(
     out = capsys.readouterr()
     assert "registered baseline 'v2' for model 'churn': 3000 rows, 3 features" in out.out
     assert "3/3" in out.err  # progress
-    store = BaselineStore(connect(type("S", (), {"url": redis_url})()), Keys(key_prefix))
+    store = BaselineStore(connect(RedisSettings(url=redis_url)), Keys(key_prefix))
     assert store.versions("churn") == ["v1", "v2"] and store.current_version("churn") == "v2"
     loaded = store.load("churn", "v1")
     assert loaded is not None and loaded.kinds()["plan"] == "categorical"

@@ -20,6 +20,7 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from stream.baseline import BaselineStore, build_baseline
+from stream.config import RedisSettings
 from stream.keys import Keys
 from stream.redis_client import connect
 from tests.conftest import KAFKA_TEST_CONF
@@ -63,6 +64,26 @@ batch_size = 20
     )
 
 
+def prepare(
+    topics: dict[str, str],
+    tmp_path: Path,
+    bootstrap: str,
+    redis_url: str,
+    prefix: str,
+    train: dict[str, Any],
+) -> tuple[Path, Any, Keys]:
+    """Config file, Redis client and keys, and the model's baseline (version v1)."""
+    cfg_path = tmp_path / "driftline.toml"
+    write_config(cfg_path, bootstrap, redis_url, prefix, topics)
+    client = connect(RedisSettings(url=redis_url))
+    keys = Keys(prefix)
+    label = "y" if "y" in train else None
+    BaselineStore(client, keys).save(
+        build_baseline("churn", train, label_column=label, version="v1")
+    )
+    return cfg_path, client, keys
+
+
 def read_all(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[Any]:
     """Every message of a one-partition topic (until none arrives for ``idle_s``)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "xo-reader"})
@@ -92,27 +113,13 @@ def spawn(config: Path) -> subprocess.Popen[bytes]:
 
 
 def test_sigkill_and_restart_keep_counts_exact(
-    kafka_bootstrap: str, redis_url: str, key_prefix: str, unique_topic: Any, tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, key_prefix: str, driftline_topics: Any, tmp_path: Path
 ) -> None:
-    topics = {
-        "predictions": unique_topic("xo", PARTITIONS),
-        "labels": unique_topic("xol"),
-        "dlq": unique_topic("xod"),
-        "windows": unique_topic("xow"),
-        "alerts": unique_topic("xoa"),
-    }
-    cfg_path = tmp_path / "driftline.toml"
-    write_config(cfg_path, kafka_bootstrap, redis_url, key_prefix, topics)
-    client = connect(type("S", (), {"url": redis_url, "cluster": False})())
-    keys = Keys(key_prefix)
+    topics = driftline_topics("xo", PARTITIONS)
     rng = np.random.default_rng(3)
-    BaselineStore(client, keys).save(
-        build_baseline(
-            "churn",
-            {"x": rng.normal(size=3000), "y": rng.integers(0, 2, 3000)},
-            label_column="y",
-            version="v1",
-        )
+    train = {"x": rng.normal(size=3000), "y": rng.integers(0, 2, 3000)}
+    cfg_path, client, keys = prepare(
+        topics, tmp_path, kafka_bootstrap, redis_url, key_prefix, train
     )
     ts = np.sort(T0 + rng.uniform(0, 6 * WINDOW, MESSAGES * PER_MESSAGE))  # time order
     expected = np.bincount(((ts - T0) // WINDOW).astype(int), minlength=6)
@@ -182,7 +189,7 @@ def test_sigkill_and_restart_keep_counts_exact(
 
 
 def test_redis_restart_mid_stream_keeps_counts_exact(
-    kafka_bootstrap: str, embedded_redis: Any, unique_topic: Any, tmp_path: Path
+    kafka_bootstrap: str, embedded_redis: Any, driftline_topics: Any, tmp_path: Path
 ) -> None:
     """Redis killed with SIGKILL and restarted (AOF replayed) while a worker runs."""
     import threading
@@ -191,27 +198,13 @@ def test_redis_restart_mid_stream_keeps_counts_exact(
     from stream.config import load_config
     from stream.worker import Worker
 
-    topics = {
-        "predictions": unique_topic("rr", 2),
-        "labels": unique_topic("rrl"),
-        "dlq": unique_topic("rrd"),
-        "windows": unique_topic("rrw"),
-        "alerts": unique_topic("rra"),
-    }
-    cfg_path = tmp_path / "driftline.toml"
-    write_config(cfg_path, kafka_bootstrap, embedded_redis.url, "rr", topics)
-    cfg = load_config(cfg_path)
-    client = connect(cfg.redis)
-    keys = Keys("rr")
+    topics = driftline_topics("rr", 2)
     rng = np.random.default_rng(5)
-    BaselineStore(client, keys).save(
-        build_baseline(
-            "churn",
-            {"x": rng.normal(size=2000), "y": rng.integers(0, 2, 2000)},
-            label_column="y",
-            version="v1",
-        )
+    train = {"x": rng.normal(size=2000), "y": rng.integers(0, 2, 2000)}
+    cfg_path, client, keys = prepare(
+        topics, tmp_path, kafka_bootstrap, embedded_redis.url, "rr", train
     )
+    cfg = load_config(cfg_path)
     n_msgs = 200
     ts = np.sort(T0 + rng.uniform(0, 4 * WINDOW, n_msgs * PER_MESSAGE))
     expected = np.bincount(((ts - T0) // WINDOW).astype(int), minlength=4)
@@ -262,22 +255,12 @@ def test_redis_restart_mid_stream_keeps_counts_exact(
 
 
 def test_sigterm_flushes_and_exits_cleanly(
-    kafka_bootstrap: str, redis_url: str, key_prefix: str, unique_topic: Any, tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, key_prefix: str, driftline_topics: Any, tmp_path: Path
 ) -> None:
-    topics = {
-        "predictions": unique_topic("st", 1),
-        "labels": unique_topic("stl"),
-        "dlq": unique_topic("std"),
-        "windows": unique_topic("stw"),
-        "alerts": unique_topic("sta"),
-    }
-    cfg_path = tmp_path / "driftline.toml"
-    write_config(cfg_path, kafka_bootstrap, redis_url, key_prefix, topics)
-    client = connect(type("S", (), {"url": redis_url, "cluster": False})())
-    keys = Keys(key_prefix)
+    topics = driftline_topics("st", 1)
     rng = np.random.default_rng(9)
-    BaselineStore(client, keys).save(
-        build_baseline("churn", {"x": rng.normal(size=500)}, version="v1")
+    cfg_path, client, keys = prepare(
+        topics, tmp_path, kafka_bootstrap, redis_url, key_prefix, {"x": rng.normal(size=500)}
     )
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for i in range(30):

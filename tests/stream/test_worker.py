@@ -74,15 +74,9 @@ def read_topic(bootstrap: str, topic: str, until: Callable[[list[Any]], bool]) -
 
 @pytest.fixture
 def setup(
-    kafka_bootstrap: str, redis_url: str, key_prefix: str, unique_topic: Any
+    kafka_bootstrap: str, redis_url: str, key_prefix: str, driftline_topics: Any
 ) -> Iterator[dict[str, Any]]:
-    topics = {
-        "predictions": unique_topic("pred", 2),
-        "labels": unique_topic("labels"),
-        "dlq": unique_topic("dlq"),
-        "windows": unique_topic("windows"),
-        "alerts": unique_topic("alerts"),
-    }
+    topics = driftline_topics("worker")
     cfg = make_config(kafka_bootstrap, redis_url, key_prefix, topics)
     rng = np.random.default_rng(7)
     train = {
