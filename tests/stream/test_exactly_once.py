@@ -101,6 +101,31 @@ def read_all(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[Any]:
     return out
 
 
+def push_watermark(producer: Producer, topic: str, partitions: int) -> None:
+    """One event far ahead on every partition: every window above can close."""
+    for p in range(partitions):
+        tick = {
+            "model": "churn",
+            "id": f"tick{p}",
+            "ts": T0 + 1000.0,
+            "features": {"x": 0.0},
+            "prediction": 1,
+        }
+        producer.produce(topic, orjson.dumps(tick), b"churn", partition=p)
+    producer.flush(10)
+
+
+def closed_starts(client: Any, keys: Keys, n: int, timeout: float = 90) -> list[int]:
+    """Starts of the closed windows, once there are ``n`` (or at the timeout)."""
+    deadline = time.monotonic() + timeout
+    starts: list[int] = []
+    while time.monotonic() < deadline and len(starts) < n:
+        with contextlib.suppress(redis.RedisError):  # Redis may still be coming back
+            starts = [int(s) for s in client.zrange(keys.closed_windows("churn"), 0, -1)]
+        time.sleep(0.5)
+    return starts
+
+
 def spawn(config: Path) -> subprocess.Popen[bytes]:
     log = config.parent / f"worker-{time.monotonic_ns()}.log"
     with open(log, "wb") as err:  # the child keeps its own copy of the descriptor
@@ -151,21 +176,8 @@ def test_sigkill_and_restart_keep_counts_exact(
             lo = MESSAGES // 4 + round_ * MESSAGES // 4
             send(lo, min(MESSAGES, lo + MESSAGES // 4))
             workers[0] = spawn(cfg_path)
-        for p in range(PARTITIONS):  # push every partition's watermark past all windows
-            tick = {
-                "model": "churn",
-                "id": f"tick{p}",
-                "ts": T0 + 1000.0,
-                "features": {"x": 0.0},
-                "prediction": 1,
-            }
-            producer.produce(topics["predictions"], orjson.dumps(tick), b"churn", partition=p)
-        producer.flush(10)
-        deadline = time.monotonic() + 90
-        starts: list[int] = []
-        while time.monotonic() < deadline and len(starts) < 6:
-            starts = [int(s) for s in client.zrange(keys.closed_windows("churn"), 0, -1)]
-            time.sleep(0.5)
+        push_watermark(producer, topics["predictions"], PARTITIONS)
+        starts = closed_starts(client, keys, 6)
         assert starts == [T0 + w * WINDOW for w in range(6)]
         counts = [orjson.loads(client.get(keys.result("churn", s)))["count"] for s in starts]
         assert counts == expected.tolist()
@@ -230,22 +242,8 @@ def test_redis_restart_mid_stream_keeps_counts_exact(
         time.sleep(3)
         embedded_redis.restart()
         send(n_msgs // 2, n_msgs)
-        for p in range(2):
-            tick = {
-                "model": "churn",
-                "id": f"tick{p}",
-                "ts": T0 + 1000.0,
-                "features": {"x": 0.0},
-                "prediction": 1,
-            }
-            producer.produce(topics["predictions"], orjson.dumps(tick), b"churn", partition=p)
-        producer.flush(10)
-        deadline = time.monotonic() + 90
-        starts: list[int] = []
-        while time.monotonic() < deadline and len(starts) < 4:
-            with contextlib.suppress(redis.RedisError):  # Redis still coming back
-                starts = [int(s) for s in client.zrange(keys.closed_windows("churn"), 0, -1)]
-            time.sleep(0.5)
+        push_watermark(producer, topics["predictions"], 2)
+        starts = closed_starts(client, keys, 4)
         assert starts == [T0 + w * WINDOW for w in range(4)]
         counts = [orjson.loads(client.get(keys.result("churn", s)))["count"] for s in starts]
         assert counts == expected.tolist()
