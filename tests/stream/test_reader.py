@@ -34,6 +34,7 @@ from stream.redis_client import connect
 from stream.store import StateStore, WindowWrite
 from stream.worker import Worker
 from tests.conftest import KAFKA_TEST_CONF
+from tests.stream.data import churn_training
 
 pytestmark = pytest.mark.integration
 
@@ -107,12 +108,7 @@ def state(
     create_topics(kafka_bootstrap, {cfg.topics.predictions: 2, cfg.topics.alerts: 1})
     create_topics(kafka_bootstrap, {cfg.topics.windows: 1})
     rng = np.random.default_rng(5)
-    train = {
-        "age": rng.normal(40, 10, 5000),
-        "income": rng.lognormal(10, 0.5, 5000),
-        "plan": rng.choice(["basic", "pro", "team"], 5000, p=[0.6, 0.3, 0.1]).tolist(),
-        "y": rng.integers(0, 2, 5000),
-    }
+    train = churn_training(rng)
     client = connect(cfg.redis)
     keys = Keys(prefix)
     base = build_baseline("churn", train, label_column="y", version="v1")

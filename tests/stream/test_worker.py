@@ -21,6 +21,7 @@ from stream.redis_client import connect
 from stream.sdk import PredictionLogger
 from stream.worker import Worker
 from tests.conftest import KAFKA_TEST_CONF
+from tests.stream.data import churn_training
 
 pytestmark = pytest.mark.integration
 
@@ -79,12 +80,7 @@ def setup(
     topics = driftline_topics("worker")
     cfg = make_config(kafka_bootstrap, redis_url, key_prefix, topics)
     rng = np.random.default_rng(7)
-    train = {
-        "age": rng.normal(40, 10, 5000),
-        "income": rng.lognormal(10, 0.5, 5000),
-        "plan": rng.choice(["basic", "pro", "team"], 5000, p=[0.6, 0.3, 0.1]).tolist(),
-        "y": rng.integers(0, 2, 5000),
-    }
+    train = churn_training(rng)
     client = connect(cfg.redis)
     BaselineStore(client, Keys(key_prefix)).save(
         build_baseline("churn", train, label_column="y", version="v1")
