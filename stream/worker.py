@@ -136,7 +136,11 @@ class Worker:
         self._models_loaded_at = now
         for name, spec in self.config.models.items():
             try:
-                base = self.baselines.load(name)
+                version = self.baselines.current_version(name)
+                held = self._models.get(name)
+                if held is not None and name in self._schemas and held.version == version:
+                    continue  # unchanged: only the version is read every 10 s
+                base = self.baselines.load(name, version) if version is not None else None
             except redis.RedisError as exc:
                 log.warning("cannot load the baseline of %s (keeping the last one): %s", name, exc)
                 continue
