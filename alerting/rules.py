@@ -36,270 +36,211 @@ Per-feature rules (drift and data quality) and prediction drift need at least
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from alerting.events import SEVERITIES, AlertEvent, Severity, Status, Window, alert_id
+from alerting.check import Check, Context, enough, features_of, fmt, num
+from alerting.drift_rules import drift_share, feature_drift, k_of_m, mark_drifted, prediction_drift
+from alerting.events import AlertEvent, Severity, Status, Window, alert_id
 from alerting.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, Pair, PairState, advance
+from alerting.settings import RuleSettings
+from alerting.trend import trend
 
-__all__ = ["RULES", "RuleSettings", "evaluate", "evaluate_window"]
+__all__ = ["RULES", "RuleSettings", "Slo", "evaluate", "evaluate_window"]
 
-
-@dataclass(frozen=True)
-class RuleSettings:
-    """Thresholds of the default rules (see the module docstring)."""
-
-    drift_share: float = 0.5
-    volume_low: float = 0.5
-    volume_high: float = 2.0
-    volume_min_history: int = 3
-    dlq_rate: float = 0.05
-    confidence_share_below: float | None = None
-    min_samples: int = 50
-    missing_increase: float = 0.05
-    out_of_range_share: float = 0.05
-    unseen_share: float = 0.05
-
-
-@dataclass(frozen=True)
-class _Check:
-    """One rule on one subject in this window, firing or not."""
-
-    rule: str
-    feature: str | None
-    metric: str
-    value: float | None
-    threshold: float | None
-    severity: Severity
-    firing: bool
-    message: str
-
-
-def _fmt(v: Any) -> str:
-    if not isinstance(v, int | float) or isinstance(v, bool):
-        return "n/a"
-    if v != 0 and (abs(v) < 0.01 or abs(v) >= 10_000):
-        return f"{v:.3g}"
-    return f"{v:.2f}"
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
-def _drift_check(rule: str, feature: str | None, subject: str, d: Mapping[str, Any]) -> _Check:
-    method = str(d.get("method", "drift"))
-    drifted = bool(d.get("drifted"))
-    is_test = d.get("p_value") is not None
-    value = _num(d.get("p_value") if is_test else d.get("value"))
-    thr = _num(d.get("threshold"))
-    if value is None and not drifted:
-        detail = f"{method}: {d.get('reason') or 'undefined'}"
-    elif is_test:
-        detail = f"{method} p={_fmt(value)} {'<' if drifted else '≥'} {_fmt(thr)}"
-    else:
-        shown = _fmt(value) if value is not None else "inf"
-        detail = f"{method} {shown} {'≥' if drifted else '<'} {_fmt(thr)}"
-    state = "drifted" if drifted else "not drifted"
-    sev = d.get("severity")
-    severity: Severity = sev if sev in SEVERITIES else "medium"
-    msg = f"{subject} {state} vs baseline ({detail})"
-    return _Check(rule, feature, method, value, thr, severity, drifted, msg)
-
-
-def _enough(feat: Mapping[str, Any], s: RuleSettings) -> bool:
-    """At least ``min_samples`` values (present or missing) in the window
-    (a result without counts is taken as enough)."""
-    if "count" not in feat:
-        return True
-    return int(feat.get("count") or 0) + int(feat.get("missing") or 0) >= s.min_samples
-
-
-def _features(r: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    return [(n, f) for n, f in (r.get("features") or {}).items() if isinstance(f, Mapping)]
-
-
-def _feature_drift(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    return [
-        _drift_check("feature_drift", name, f"feature {name!r}", feat["drift"])
-        for name, feat in _features(r)
-        if feat.get("drift") and _enough(feat, s)
-    ]
-
-
-def _prediction_drift(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    pred = r.get("prediction") or {}
-    d = pred.get("drift")
-    if not d or not _enough(pred, s):
-        return []
-    return [_drift_check("prediction_drift", None, "prediction", d)]
+#: a latency SLO: p99 in ms, or ``{"p95": ms, "p99": ms}`` (either or both)
+Slo = float | Mapping[str, float] | None
 
 
 def _share_check(
     rule: str, name: str, metric: str, value: float | None, limit: float, what: str
-) -> _Check | None:
+) -> Check | None:
     if value is None:
         return None
     firing = value > limit
-    msg = f"feature {name!r}: {what} {_fmt(value)} {'>' if firing else '≤'} {_fmt(limit)}"
-    return _Check(rule, name, metric, value, limit, "medium", firing, msg)
+    msg = f"feature {name!r}: {what} {fmt(value)} {'>' if firing else '≤'} {fmt(limit)}"
+    return Check(rule, name, metric, value, limit, "medium", firing, msg)
 
 
 def _quality(
-    r: Mapping[str, Any],
-    s: RuleSettings,
+    ctx: Context,
     rule: str,
     metric: str,
-    limit: Callable[[Mapping[str, Any]], float],
+    limit: Callable[[Mapping[str, Any], RuleSettings], float],
     what: Callable[[Mapping[str, Any]], str],
-) -> list[_Check]:
-    """A per-feature data-quality rule: ``feat[metric] > limit(feat)`` fires."""
+) -> list[Check]:
+    """A per-feature data-quality rule: ``feat[metric] > limit(feat, settings)`` fires."""
     out = []
-    for name, feat in _features(r):
-        check = _share_check(rule, name, metric, _num(feat.get(metric)), limit(feat), what(feat))
-        if check is not None and _enough(feat, s):
+    for name, feat in features_of(ctx.result):
+        s = ctx.settings.for_feature(name)
+        check = _share_check(rule, name, metric, num(feat.get(metric)), limit(feat, s), what(feat))
+        if check is not None and enough(feat, s):
             out.append(check)
     return out
 
 
-def _missing(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    def base(f: Mapping[str, Any]) -> float:
-        return _num(f.get("baseline_missing_rate")) or 0.0
+def _base_missing(f: Mapping[str, Any]) -> float:
+    return num(f.get("baseline_missing_rate")) or 0.0
 
+
+def _missing(ctx: Context) -> list[Check]:
     return _quality(
-        r,
-        s,
+        ctx,
         "missing_rate",
         "missing_rate",
-        lambda f: base(f) + s.missing_increase,
-        lambda f: f"missing rate (baseline {_fmt(base(f))})",
+        lambda f, s: _base_missing(f) + s.missing_increase,
+        lambda f: f"missing rate (baseline {fmt(_base_missing(f))})",
     )
 
 
-def _out_of_range(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
+def _out_of_range(ctx: Context) -> list[Check]:
     return _quality(
-        r,
-        s,
+        ctx,
         "out_of_range",
         "out_of_range_share",
-        lambda f: s.out_of_range_share,
+        lambda f, s: s.out_of_range_share,
         lambda f: "share outside the baseline's range",
     )
 
 
-def _unseen(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
+def _unseen(ctx: Context) -> list[Check]:
     def what(f: Mapping[str, Any]) -> str:
         shown = ", ".join(str(k) for k, _ in (f.get("unseen_categories") or [])[:3])
         return "share of unseen categories" + (f" ({shown}, …)" if shown else "")
 
-    return _quality(r, s, "unseen_categories", "unseen_share", lambda f: s.unseen_share, what)
+    return _quality(ctx, "unseen_categories", "unseen_share", lambda f, s: s.unseen_share, what)
 
 
-def _drift_share(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    share = _num(r.get("drift_share"))
-    if share is None:
+def _latency(ctx: Context, q: str, severity: Severity) -> list[Check]:
+    slo = ctx.slo.get(q)
+    value = num((ctx.result.get("latency_ms") or {}).get(q))
+    if slo is None or value is None:
         return []
-    k = len(r.get("drifted_features") or [])
-    firing = k > 0 and share >= s.drift_share
-    op = "≥" if firing else "<"
-    msg = f"{k} features drifted vs baseline (share {_fmt(share)} {op} {_fmt(s.drift_share)})"
-    return [
-        _Check("drift_share", None, "drift_share", share, s.drift_share, "critical", firing, msg)
-    ]
+    firing = value > slo
+    msg = f"latency {q} {fmt(value)} ms {'>' if firing else '≤'} SLO {fmt(slo)} ms"
+    return [Check(f"latency_{q}", None, f"latency_{q}_ms", value, slo, severity, firing, msg)]
 
 
-def _latency(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    p99 = _num((r.get("latency_ms") or {}).get("p99"))
-    if slo is None or p99 is None:
-        return []
-    firing = p99 > slo
-    msg = f"latency p99 {_fmt(p99)} ms {'>' if firing else '≤'} SLO {_fmt(slo)} ms"
-    return [_Check("latency_p99", None, "latency_p99_ms", p99, slo, "high", firing, msg)]
+def _latency_p95(ctx: Context) -> list[Check]:
+    return _latency(ctx, "p95", "medium")
 
 
-def _volume(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    vol = r.get("volume") or {}
-    ratio, history = _num(vol.get("ratio")), int(vol.get("history") or 0)
+def _latency_p99(ctx: Context) -> list[Check]:
+    return _latency(ctx, "p99", "high")
+
+
+def _volume(ctx: Context) -> list[Check]:
+    s = ctx.settings
+    vol = ctx.result.get("volume") or {}
+    ratio, history = num(vol.get("ratio")), int(vol.get("history") or 0)
     if ratio is None or history < s.volume_min_history:
         return []
     low, high = ratio < s.volume_low, ratio > s.volume_high
     thr = s.volume_low if ratio < 1.0 else s.volume_high
     msg = (
-        f"volume {vol.get('count')} events is {_fmt(ratio)}× the mean of the last {history} "
-        f"windows ({_fmt(vol.get('recent_mean'))}; "
-        f"{'outside' if low or high else 'within'} {_fmt(s.volume_low)}–{_fmt(s.volume_high)}×)"
+        f"volume {vol.get('count')} events is {fmt(ratio)}× the mean of the last {history} "
+        f"windows ({fmt(vol.get('recent_mean'))}; "
+        f"{'outside' if low or high else 'within'} {fmt(s.volume_low)}–{fmt(s.volume_high)}×)"
     )
-    return [_Check("volume", None, "volume_ratio", ratio, thr, "medium", low or high, msg)]
+    return [Check("volume", None, "volume_ratio", ratio, thr, "medium", low or high, msg)]
 
 
-def _dead_letters(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    rate = _num(r.get("dead_letter_rate"))
+def _dead_letters(ctx: Context) -> list[Check]:
+    r, s = ctx.result, ctx.settings
+    rate = num(r.get("dead_letter_rate"))
     if rate is None:
         return []
     firing = rate > s.dlq_rate
     n = sum(int(v) for v in (r.get("dead_letters") or {}).values())
-    msg = f"dead-letter rate {_fmt(rate)} {'>' if firing else '≤'} {_fmt(s.dlq_rate)} ({n} dead)"
+    msg = f"dead-letter rate {fmt(rate)} {'>' if firing else '≤'} {fmt(s.dlq_rate)} ({n} dead)"
     return [
-        _Check(
-            "dead_letter_rate", None, "dead_letter_rate", rate, s.dlq_rate, "medium", firing, msg
-        )
+        Check("dead_letter_rate", None, "dead_letter_rate", rate, s.dlq_rate, "medium", firing, msg)
     ]
 
 
-def _confidence(r: Mapping[str, Any], s: RuleSettings, slo: float | None) -> list[_Check]:
-    conf = r.get("confidence") or {}
-    share, limit = _num(conf.get("share_below")), s.confidence_share_below
+def _confidence(ctx: Context) -> list[Check]:
+    conf = ctx.result.get("confidence") or {}
+    share, limit = num(conf.get("share_below")), ctx.settings.confidence_share_below
     if share is None or limit is None:
         return []
     firing = share > limit
     msg = (
-        f"share of predictions with top probability below {_fmt(conf.get('threshold'))} "
-        f"is {_fmt(share)} ({'>' if firing else '≤'} {_fmt(limit)})"
+        f"share of predictions with top probability below {fmt(conf.get('threshold'))} "
+        f"is {fmt(share)} ({'>' if firing else '≤'} {fmt(limit)})"
     )
     return [
-        _Check(
-            "low_confidence", None, "confidence_share_below", share, limit, "medium", firing, msg
-        )
+        Check("low_confidence", None, "confidence_share_below", share, limit, "medium", firing, msg)
     ]
 
 
-_Rule = Callable[[Mapping[str, Any], RuleSettings, float | None], list[_Check]]
+_Rule = Callable[[Context], list[Check]]
+#: the rules, in the order their events are published (``k_of_m`` and
+#: ``trend`` produce rules named by their configuration)
 RULES: Mapping[str, _Rule] = MappingProxyType(
     {
-        "feature_drift": _feature_drift,
-        "prediction_drift": _prediction_drift,
-        "drift_share": _drift_share,
-        "latency_p99": _latency,
+        "feature_drift": feature_drift,
+        "prediction_drift": prediction_drift,
+        "drift_share": drift_share,
+        "k_of_m": k_of_m,
+        "latency_p95": _latency_p95,
+        "latency_p99": _latency_p99,
         "volume": _volume,
         "dead_letter_rate": _dead_letters,
         "low_confidence": _confidence,
         "missing_rate": _missing,
         "out_of_range": _out_of_range,
         "unseen_categories": _unseen,
+        "trend": trend,
     }
 )
+DEFAULT_SETTINGS = RuleSettings()
 _DEFAULT_SEVERITY: Mapping[str, Severity] = {
     "drift_share": "critical",
     "latency_p99": "high",
 }
 
 
+def _slo(latency_slo_ms: Slo) -> dict[str, float]:
+    if latency_slo_ms is None:
+        return {}
+    if isinstance(latency_slo_ms, Mapping):
+        return {str(k): float(v) for k, v in latency_slo_ms.items() if v is not None}
+    return {"p99": float(latency_slo_ms)}
+
+
+def _checks(ctx: Context) -> list[Check]:
+    mark_drifted(ctx)
+    s = ctx.settings
+    return [c for rule in RULES.values() for c in rule(ctx) if s.enabled(c.rule, c.feature)]
+
+
+def _resolved_severity(rule: str, s: RuleSettings) -> Severity:
+    for g in s.k_of_m:
+        if g.name == rule:
+            return g.severity
+    for t in s.trends:
+        if t.rule == rule:
+            return t.severity
+    return _DEFAULT_SEVERITY.get(rule, "medium")
+
+
 def evaluate(
     result: Mapping[str, Any],
     previous_firing: Iterable[Sequence[str | None]],
-    latency_slo_ms: float | None,
-    settings: RuleSettings = RuleSettings(),
+    latency_slo_ms: Slo,
+    settings: RuleSettings = DEFAULT_SETTINGS,
     version: str | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[list[AlertEvent], list[list[str | None]]]:
     """Alert events for one window result, with the default lifecycle.
 
     Args:
         result: a window result (see :mod:`stream.results`).
         previous_firing: ``[rule, feature]`` pairs firing in the previous window.
-        latency_slo_ms: the model's p99 latency SLO, or ``None`` (no latency rule).
+        latency_slo_ms: the model's latency SLO (see :data:`Slo`), or ``None``.
         settings: rule thresholds.
         version: the ``version`` put on the events.
+        history: the model's earlier window results, oldest first (trend rules).
 
     Returns:
         The events (firing ones in rule order, then resolved ones) and the
@@ -310,20 +251,26 @@ def evaluate(
         for p in previous_firing
         if isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2 and p[0]
     }
-    events, firing, _ = evaluate_window(result, state, latency_slo_ms, settings, version=version)
+    events, firing, _ = evaluate_window(
+        result, state, latency_slo_ms, settings, version=version, history=history
+    )
     return events, firing
 
 
 def evaluate_window(
     result: Mapping[str, Any],
     state: Mapping[Pair, PairState],
-    latency_slo_ms: float | None,
-    settings: RuleSettings = RuleSettings(),
+    latency_slo_ms: Slo,
+    settings: RuleSettings = DEFAULT_SETTINGS,
     lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
     muted: Callable[[Pair], bool] = lambda pair: False,
     version: str | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[list[AlertEvent], list[list[str | None]], dict[Pair, PairState]]:
     """Alert events for one window result, through the lifecycle (:mod:`alerting.lifecycle`).
+
+    ``history`` holds the model's earlier window results, oldest first; only
+    trend rules read it (the closer passes as many as the longest trend needs).
 
     Returns:
         The events (firing ones in rule order, then resolved ones), the
@@ -332,12 +279,13 @@ def evaluate_window(
     model = str(result.get("model", ""))
     win = result.get("window") or {}
     window = Window(int(win.get("start", 0)), int(win.get("end", 0)))
-    checks = [c for rule in RULES.values() for c in rule(result, settings, latency_slo_ms)]
+    ctx = Context(result, settings, _slo(latency_slo_ms), history)
+    checks = _checks(ctx)
     by_key = {(c.rule, c.feature): c for c in checks}
     breaching = [(c.rule, c.feature) for c in checks if c.firing]
     new_state, emits = advance(state, breaching, lifecycle, muted)
 
-    def event(c: _Check, resolved: bool) -> AlertEvent:
+    def event(c: Check, resolved: bool) -> AlertEvent:
         status: Status = "resolved" if resolved else "firing"
         return AlertEvent(
             alert_id=alert_id(model, c.rule, c.feature, window.start, status),
@@ -357,6 +305,7 @@ def evaluate_window(
         )
 
     order = {name: i for i, name in enumerate(RULES)}
+    order.update({g.name: order["k_of_m"] for g in settings.k_of_m})
 
     def rank(pair: Pair) -> tuple[int, int, str, str]:
         rule, feature = pair
@@ -374,8 +323,8 @@ def evaluate_window(
         c = by_key.get((rule, feature))
         if c is None:  # nothing to measure this window (no data, rule switched off)
             what = f"feature {feature!r}" if feature else "model"
-            sev = _DEFAULT_SEVERITY.get(rule, "medium")
-            c = _Check(rule, feature, rule, None, None, sev, False, f"{rule} on {what}: no data")
+            sev = _resolved_severity(rule, settings)
+            c = Check(rule, feature, rule, None, None, sev, False, f"{rule} on {what}: no data")
         events.append(event(c, True))
     firing = [[rule, feature] for (rule, feature), st in new_state.items() if st.firing]
     firing.sort(key=lambda rf: rank((str(rf[0]), rf[1])))

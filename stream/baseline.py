@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 Kind = Literal["numeric", "categorical", "boolean"]
+#: ``(feature, kind, reference rows) -> drift method`` configured for a feature
+MethodFor = Callable[[str, Kind, int], str]
 PREDICTION = "@prediction"
 _BOOL_WORDS = {"true", "false", "True", "False", "TRUE", "FALSE"}
 
@@ -55,6 +57,31 @@ class FeatureBaseline:
     categories: CategoricalCounter | None = None
     # drift method -> NullModel.to_dict(): the method's noise floor by window size
     null: dict[str, Any] = field(default_factory=dict)
+    _models: dict[str, NullModel | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def null_model(self, method: str) -> NullModel | None:
+        """The noise floor of ``method`` against this reference (``None`` for tests,
+        unknown methods or a reference without one).
+
+        Stored ones (built at registration) are read once; others are built here
+        on first use (deterministic, 3–40 ms) and kept in memory with the baseline.
+        """
+        if method in self._models:
+            return self._models[method]
+        model: NullModel | None = None
+        if method in self.null:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                model = NullModel.from_dict(self.null[method])
+        else:
+            ref = self.histogram if self.histogram is not None else self.categories
+            if ref is not None and method in NULL_METHODS and ref.count:
+                with contextlib.suppress(ValueError):  # e.g. a constant reference
+                    model = NullModel.build(ref, method)
+                    self.null[method] = model.to_dict()
+        self._models[method] = model
+        return model
 
     @property
     def numeric(self) -> bool:
@@ -124,14 +151,17 @@ def _numeric(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     return arr
 
 
-def _with_null(fb: FeatureBaseline, rows: int) -> FeatureBaseline:
-    """Add the noise floor of the feature's default distance method (not for tests)."""
-    ref = fb.histogram if fb.histogram is not None else fb.categories
-    method = default_method("numeric" if fb.histogram is not None else "categorical", rows)
-    if ref is None or method not in NULL_METHODS or ref.count == 0:
-        return fb
-    with contextlib.suppress(ValueError):  # e.g. a constant reference: no floor
-        fb.null[method] = NullModel.build(ref, method).to_dict()
+def _with_null(fb: FeatureBaseline, rows: int, methods: MethodFor | None) -> FeatureBaseline:
+    """Add the noise floors of the feature's default distance method and of the
+    method configured for it (none for tests)."""
+    numeric = fb.histogram is not None
+    wanted = {default_method("numeric" if numeric else "categorical", rows)}
+    if methods is not None:
+        kind: Kind = "numeric" if numeric else "categorical" if fb.kind == "numeric" else fb.kind
+        with contextlib.suppress(ValueError, KeyError):
+            wanted.add(methods(fb.name, kind, rows))
+    for method in sorted(wanted):
+        fb.null_model(method)
     return fb
 
 
@@ -162,6 +192,7 @@ def build_baseline(
     prediction_column: str | None = None,
     version: str | None = None,
     progress: Callable[[str], None] | None = None,
+    methods: MethodFor | None = None,
     now: Callable[[], float] = time.time,
 ) -> Baseline:
     """Reference sketches for every feature column and the prediction.
@@ -175,6 +206,8 @@ def build_baseline(
             when there is no ``prediction_column``; not a feature.
         prediction_column: the model's predictions on the training set.
         progress: called with each feature name as it is summarised.
+        methods: the drift method configured for a feature; its noise floor is
+            stored besides the default method's (see :mod:`sketches.noise`).
     """
     reserved = {c for c in (label_column, prediction_column) if c}
     missing_cols = sorted(c for c in reserved if c not in columns)
@@ -204,13 +237,13 @@ def build_baseline(
         if progress:
             progress(name)
         kind = kinds[name] if kinds is not None else infer_kind(columns[name])
-        features[name] = _with_null(_feature(name, kind, columns[name]), rows)
+        features[name] = _with_null(_feature(name, kind, columns[name]), rows, methods)
     pred = None
     pcol = prediction_column or label_column
     if pcol:
         pvals = columns[pcol]
         pkind: Kind = "numeric" if infer_kind(pvals) == "numeric" else "categorical"
-        pred = _with_null(_feature(PREDICTION, pkind, pvals), rows)
+        pred = _with_null(_feature(PREDICTION, pkind, pvals), rows, None)
     created = now()
     return Baseline(
         model,

@@ -217,17 +217,20 @@ class WindowCloser:
         events, firing, state = evaluate_window(
             result,
             state,
-            spec.latency_slo_ms,
+            spec.latency_slos,
             alerts.rules,
             alerts.lifecycle,
             MuteStore(r, keys).matcher(model, w.clock()),
             version=baseline.version,
+            history=self._history(
+                model, start, max((t.windows for t in alerts.rules.trends), default=1) - 1
+            ),
         )
         if other:
             result["other_baseline_events"] = other
         result["firing"] = firing
         result["rule_state"] = dump_state(state)
-        result["alerts"] = [e.alert_id for e in events]
+        result["alerts"] = [e.to_dict() for e in events]  # alerts history reads these
         self._store(model, start, result, current)
         self._last[model] = (start, current, result)
         topics = w.config.topics
@@ -273,6 +276,17 @@ class WindowCloser:
             self.w.keys.closed_windows(model), f"({start}", "-inf", start=0, num=1
         )
         return int(rows[0]) if rows else None
+
+    def _history(self, model: str, start: int, n: int) -> list[dict[str, Any]]:
+        """The results of the ``n`` closed windows before ``start``, oldest first."""
+        if n <= 0:
+            return []
+        keys, r = self.w.keys, self.w.redis
+        starts = r.zrevrangebyscore(keys.closed_windows(model), f"({start}", "-inf", 0, n)
+        if not starts:
+            return []
+        raw = r.mget([keys.result(model, int(s)) for s in starts])
+        return [orjson.loads(v) for v in reversed(raw) if v]
 
     def _recent_counts(self, model: str, start: int) -> list[int]:
         keys, r = self.w.keys, self.w.redis

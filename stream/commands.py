@@ -77,6 +77,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     from stream.exceptions import ConfigError
     from stream.keys import Keys
     from stream.redis_client import connect
+    from stream.results import drift_method
     from stream.table import read_table
 
     cfg = load_config(args.config)
@@ -104,6 +105,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         prediction_column=args.prediction_column,
         version=args.version,
         progress=progress,
+        methods=lambda name, kind, rows: drift_method(name, kind, spec, rows)[0],
     )
     base.source = str(args.data)
     print(file=sys.stderr)

@@ -39,14 +39,12 @@ mean the same as quoted ones.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
-import json
 import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -54,10 +52,11 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from alerting.routes import Route, parse_routes
-from alerting.text import toml_value
 from sketches.registry import METHODS, default_method
 from stream import kafka_conf
 from stream.alert_config import ALERT_KEYS, AlertSettings, parse_alerts
+from stream.config_table import Table, is_finite, is_number, show, suggest
+from stream.config_table import key as dotted_key
 from stream.durations import format_duration, parse_duration
 from stream.exceptions import ConfigError
 
@@ -107,7 +106,8 @@ class ModelSpec:
         name: model id, ``[A-Za-z0-9_.-]{1,64}``.
         features: declared inputs; empty: inferred from the registered baseline.
         prediction: ``"numeric"`` or ``"categorical"``; ``None``: from the baseline.
-        latency_slo_ms: p99 latency above this fires the latency rule.
+        latency_slo_ms: p99 latency above this fires ``latency_p99``.
+        latency_p95_slo_ms: p95 latency above this fires ``latency_p95``.
         confidence_threshold: the share of predictions whose top probability is
             below this is reported.
         drift_method: model-wide drift method (``[models.X.drift] default``).
@@ -125,6 +125,13 @@ class ModelSpec:
     drift_threshold: float | None = None
     drift_overrides: tuple[tuple[str, str | None, float | None], ...] = ()
     alerts: AlertSettings | None = None  # [models.<m>.alerts]; None: [alerts]
+    latency_p95_slo_ms: float | None = None
+
+    @property
+    def latency_slos(self) -> dict[str, float]:
+        """``{"p95": ms, "p99": ms}`` for the SLOs that are set."""
+        slos = {"p95": self.latency_p95_slo_ms, "p99": self.latency_slo_ms}
+        return {q: v for q, v in slos.items() if v is not None}
 
     @functools.cached_property
     def _by_name(self) -> dict[str, FeatureSpec]:
@@ -151,7 +158,7 @@ class ModelSpec:
         for feature, m, t in () if spec else self.drift_overrides:
             if feature == name:
                 method, threshold = m, t
-        key = _key("models", self.name, "drift", name if method else "default", "method")
+        key = dotted_key("models", self.name, "drift", name if method else "default", "method")
         if method is None and self.drift_method is not None:
             method = self.drift_method
             threshold = self.drift_threshold if threshold is None else threshold
@@ -327,10 +334,10 @@ def parse_config(
         (60.0, ())
     """
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a table of settings, got {_show(data)}")
+        raise ConfigError(f"{source}: expected a table of settings, got {show(data)}")
     env = os.environ if env is None else env
     errors: list[str] = []
-    root = _Table(data, (), errors, _SECTIONS)
+    root = Table(data, (), errors, _SECTIONS)
     kafka = _parse_kafka(root.sub("kafka"), env)
     redis = _parse_redis(root.sub("redis", ("url", "prefix", "cluster")), env)
     topics = _parse_topics(root.sub("topics", [f.name for f in dataclasses.fields(Topics)]))
@@ -364,6 +371,7 @@ _WORKER_KEYS = (
 _MODEL_KEYS = (
     "prediction",
     "latency_slo_ms",
+    "latency_p95_slo_ms",
     "confidence_threshold",
     "features",
     "drift",
@@ -373,107 +381,9 @@ _NO_MODELS = (
     "no model declared; add at least one table such as [models.churn] (it may be empty: "
     "features are then inferred from the registered baseline)"
 )
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]+")
-_ANY = re.compile(r"(?s).+")
-
-
-def _key(*parts: str) -> str:
-    """A dotted key as TOML spells it: ``models."churn.v2".features``."""
-    return ".".join(p if _BARE_KEY.fullmatch(p) else json.dumps(p) for p in parts)
-
-
-_show = toml_value  # a value as TOML would spell it, for error messages
-
-
-def _suggest(name: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(allowed), n=1)
-    return f'; did you mean "{close[0]}"?' if close else ""
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_finite(value: object) -> bool:
-    return _is_number(value) and math.isfinite(cast(float, value))
-
-
-class _Table:
-    """A table of the document at a dotted path; reads report problems to ``errors``."""
-
-    def __init__(
-        self,
-        raw: Any,
-        parts: tuple[str, ...],
-        errors: list[str],
-        allowed: Iterable[str] | None = None,
-    ) -> None:
-        self.parts, self.errors, self.ok = parts, errors, True
-        if raw is not None and not isinstance(raw, Mapping):
-            self.error(None, f"expected a table, got {_show(raw)}")
-            self.ok = False
-        self.data: dict[str, Any] = {}
-        for name, value in (raw if isinstance(raw, Mapping) else {}).items():
-            if not isinstance(name, str) or not name:
-                self.error(None, f"keys must be non-empty strings, got {_show(name)}")
-            elif allowed is not None and name not in allowed:
-                listed = ", ".join(allowed)
-                self.error(name, f"unknown key; allowed: {listed}{_suggest(name, allowed)}")
-            else:
-                self.data[name] = value
-
-    def key(self, *names: str) -> str:
-        return _key(*self.parts, *names)
-
-    def error(self, name: str | tuple[str, ...] | None, problem: str) -> None:
-        names = () if name is None else (name,) if isinstance(name, str) else name
-        self.errors.append(f"{self.key(*names)}: {problem}")
-
-    def sub(self, name: str, allowed: Iterable[str] | None = None) -> _Table:
-        allowed = None if allowed is None else tuple(allowed)
-        return _Table(self.data.get(name), (*self.parts, name), self.errors, allowed)
-
-    def get(self, name: str, default: Any, ok: Callable[[Any], bool], expected: str) -> Any:
-        value = self.data.get(name)
-        if value is None:
-            return default
-        if not ok(value):
-            self.error(name, f"expected {expected}, got {_show(value)}")
-            return default
-        return value
-
-    def string(
-        self, name: str, default: str, pattern: re.Pattern[str] = _ANY, expected: str = ""
-    ) -> str:
-        def ok(v: object) -> bool:
-            return isinstance(v, str) and bool(pattern.fullmatch(v))
-
-        return cast(str, self.get(name, default, ok, expected or "a non-empty string"))
-
-    def integer(self, name: str, default: int, minimum: int = 1) -> int:
-        def ok(v: object) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
-
-        return cast(int, self.get(name, default, ok, f"an integer ≥ {minimum}"))
-
-    def duration(
-        self, name: str, default: float, minimum: float = 0.0, strict: bool = True
-    ) -> float:
-        if self.data.get(name) is None:
-            return default
-        try:
-            seconds = parse_duration(self.data[name], self.key(name))
-        except ConfigError as exc:
-            self.errors.append(str(exc))
-            return default
-        if seconds < minimum or (strict and seconds <= minimum):
-            bound = f"{'longer than' if strict else 'at least'} {format_duration(minimum)}"
-            self.error(name, f"must be {bound}, got {_show(self.data[name])}")
-            return default
-        return seconds
 
 
 # -- sections ---------------------------------------------------------------------------
@@ -484,7 +394,7 @@ def _mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
-def _parse_redis(t: _Table, env: Mapping[str, str]) -> RedisSettings:
+def _parse_redis(t: Table, env: Mapping[str, str]) -> RedisSettings:
     cluster = t.get("cluster", False, lambda v: isinstance(v, bool), "true or false")
     prefix = t.string("prefix", "dl", _PREFIX, "a non-empty string of [A-Za-z0-9_.-]")
     url, key = t.data.get("url"), t.key("url")
@@ -493,7 +403,7 @@ def _parse_redis(t: _Table, env: Mapping[str, str]) -> RedisSettings:
     problem = _redis_url_problem(url, cluster) if isinstance(url, str) else "expected a URL"
     if problem:
         t.errors.append(
-            f"{key}: {problem}, got {_show(_mask_url(url) if isinstance(url, str) else url)}"
+            f"{key}: {problem}, got {show(_mask_url(url) if isinstance(url, str) else url)}"
         )
     return RedisSettings(url if isinstance(url, str) else RedisSettings.url, prefix, cluster)
 
@@ -517,26 +427,26 @@ def _redis_url_problem(url: str, cluster: bool) -> str | None:
     return "Redis Cluster has database 0 only" if cluster and db not in ("", "0") else None
 
 
-def _parse_topics(t: _Table) -> Topics:
+def _parse_topics(t: Table) -> Topics:
     expected = "a Kafka topic name: 1 to 249 of [A-Za-z0-9._-], not . or .."
     values: dict[str, str] = {}
     for name in t.data:
         value = t.string(name, getattr(Topics, name), _TOPIC, expected)
         if value in (".", ".."):
-            t.error(name, f"expected {expected}, got {_show(value)}")
+            t.error(name, f"expected {expected}, got {show(value)}")
         values[name] = value
     topics = Topics(**values)
     seen: dict[str, str] = {}
     for name, value in dataclasses.asdict(topics).items():
         if value in seen:
             t.error(
-                name, f"{_show(value)} is also topics.{seen[value]}; the five topics must differ"
+                name, f"{show(value)} is also topics.{seen[value]}; the five topics must differ"
             )
         seen.setdefault(value, name)
     return topics
 
 
-def _parse_windows(t: _Table) -> Windows:
+def _parse_windows(t: Table) -> Windows:
     d = Windows()
     size = t.duration("size", d.size_s, minimum=1.0, strict=False)
     lateness = t.duration("allowed_lateness", d.allowed_lateness_s, strict=False)
@@ -547,12 +457,12 @@ def _parse_windows(t: _Table) -> Windows:
             "retention",
             f"must be longer than windows.size + windows.allowed_lateness "
             f"({format_duration(size + lateness)}) so that a window's state outlives its "
-            f"close, got {_show(t.data.get('retention', format_duration(retention)))}",
+            f"close, got {show(t.data.get('retention', format_duration(retention)))}",
         )
     return Windows(size, lateness, idle, retention, t.integer("history", d.history))
 
 
-def _parse_worker(t: _Table) -> WorkerSettings:
+def _parse_worker(t: Table) -> WorkerSettings:
     d = WorkerSettings()
     return WorkerSettings(
         group_id=t.string("group_id", d.group_id),
@@ -575,36 +485,36 @@ def _applies(method: str, kind: str) -> bool:
 def _not_applicable(method: str, kind: str, feature: str) -> str:
     fits = ", ".join(m for m in METHODS if _applies(m, kind))
     return (
-        f"drift method {_show(method)} does not apply to {kind} feature {_show(feature)}; "
+        f"drift method {show(method)} does not apply to {kind} feature {show(feature)}; "
         f"methods for {kind} features: {fits}"
     )
 
 
-def _parse_model(t: _Table, alerts: AlertSettings) -> ModelSpec:
+def _parse_model(t: Table, alerts: AlertSettings) -> ModelSpec:
     name = t.parts[-1]
     if not _NAME.fullmatch(name):
-        t.error(None, f"a model name is 1 to 64 of [A-Za-z0-9_.-], got {_show(name)}")
+        t.error(None, f"a model name is 1 to 64 of [A-Za-z0-9_.-], got {show(name)}")
     prediction = t.get(
         "prediction",
         None,
         lambda v: v in ("numeric", "categorical"),
         '"numeric" or "categorical" (omit it to use the baseline\'s)',
     )
-    latency = t.get(
-        "latency_slo_ms",
-        None,
-        lambda v: _is_number(v) and 0 < v < math.inf,
-        "a number of milliseconds > 0",
+    latency, p95 = (
+        t.get(
+            name, None, lambda v: is_number(v) and 0 < v < math.inf, "a number of milliseconds > 0"
+        )
+        for name in ("latency_slo_ms", "latency_p95_slo_ms")
     )
     confidence = t.get(
-        "confidence_threshold", 0.5, lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"
+        "confidence_threshold", 0.5, lambda v: is_number(v) and 0 <= v <= 1, "a number from 0 to 1"
     )
     kinds = t.sub("features").data
     for feature, kind in kinds.items():
         if kind not in FEATURE_KINDS:
             hint = f"; drift settings go in [{t.key('drift')}]" if isinstance(kind, Mapping) else ""
             listed = ", ".join(f'"{k}"' for k in FEATURE_KINDS)
-            t.error(("features", feature), f"expected one of {listed}, got {_show(kind)}{hint}")
+            t.error(("features", feature), f"expected one of {listed}, got {show(kind)}{hint}")
     entries = _parse_drift(t.sub("drift"), kinds)
     dm, dt = entries.pop("default", (None, None))
     features = tuple(
@@ -614,29 +524,43 @@ def _parse_model(t: _Table, alerts: AlertSettings) -> ModelSpec:
     )
     overrides = () if kinds else tuple((f, m, th) for f, (m, th) in entries.items())
     latency = None if latency is None else float(latency)
-    own = parse_alerts(t.sub("alerts", ALERT_KEYS), alerts) if "alerts" in t.data else None
-    return ModelSpec(name, features, prediction, latency, float(confidence), dm, dt, overrides, own)
+    declared = [f for f, k in kinds.items() if k in FEATURE_KINDS]
+    own = (
+        parse_alerts(t.sub("alerts", ALERT_KEYS), alerts, declared) if "alerts" in t.data else None
+    )
+    return ModelSpec(
+        name,
+        features,
+        prediction,
+        latency,
+        float(confidence),
+        dm,
+        dt,
+        overrides,
+        own,
+        None if p95 is None else float(p95),
+    )
 
 
-def _parse_drift(t: _Table, kinds: Mapping[str, str]) -> dict[str, tuple[str | None, float | None]]:
+def _parse_drift(t: Table, kinds: Mapping[str, str]) -> dict[str, tuple[str | None, float | None]]:
     """Per-feature ``(method, threshold)`` and ``"default"``; invalid values become ``None``."""
     entries: dict[str, tuple[str | None, float | None]] = {}
     invalid: set[str] = set()  # a rejected method: no follow-up errors about its threshold
     for feature in t.data:
         if kinds and feature != "default" and feature not in kinds:
             declared = ", ".join(kinds)
-            suggestion = _suggest(feature, [*kinds, "default"])
+            suggestion = suggest(feature, [*kinds, "default"])
             t.error(feature, f"not a declared feature ({declared}) nor default{suggestion}")
             continue
         e = t.sub(feature, ("method", "threshold"))
         method = e.data.get("method")
         if method is not None and method not in METHODS:
-            hint = _suggest(method, METHODS) if isinstance(method, str) else ""
+            hint = suggest(method, METHODS) if isinstance(method, str) else ""
             known = ", ".join(METHODS)
-            e.error("method", f"unknown drift method {_show(method)}; known: {known}{hint}")
+            e.error("method", f"unknown drift method {show(method)}; known: {known}{hint}")
             method = None
             invalid.add(feature)
-        threshold = e.get("threshold", None, _is_finite, "a finite number")
+        threshold = e.get("threshold", None, is_finite, "a finite number")
         entries[feature] = (method, None if threshold is None else float(threshold))
     dm = entries.get("default", (None, None))[0]
     for feature, (method, threshold) in entries.items():
@@ -671,23 +595,23 @@ def _threshold_problem(method: str | None, threshold: float) -> str | None:
 # -- Kafka --------------------------------------------------------------------------------
 
 
-def _flatten(t: _Table, prefix: str, out: dict[str, Any]) -> None:
+def _flatten(t: Table, prefix: str, out: dict[str, Any]) -> None:
     """Unquoted dotted TOML keys: ``{"bootstrap": {"servers": x}}`` → ``"bootstrap.servers"``."""
     for name, value in t.data.items():
         if value is None:
             continue
         if isinstance(value, Mapping):
-            _flatten(_Table(value, t.parts, t.errors), f"{prefix}{name}.", out)
+            _flatten(Table(value, t.parts, t.errors), f"{prefix}{name}.", out)
         elif f"{prefix}{name}" in out:
             t.error(f"{prefix}{name}", "set twice (quoted and as dotted keys)")
         else:
             out[f"{prefix}{name}"] = value
 
 
-def _parse_kafka(t: _Table, env: Mapping[str, str]) -> dict[str, str]:
+def _parse_kafka(t: Table, env: Mapping[str, str]) -> dict[str, str]:
     flat: dict[str, Any] = {}
     _flatten(t, "", flat)
-    shown = {k: "***" if kafka_conf.is_secret(k) else _show(v) for k, v in flat.items()}
+    shown = {k: "***" if kafka_conf.is_secret(k) else show(v) for k, v in flat.items()}
     conf, problems = kafka_conf.client_strings(flat, shown)
     for name, problem in problems:
         t.error(name, problem)
@@ -698,7 +622,7 @@ def _parse_kafka(t: _Table, env: Mapping[str, str]) -> dict[str, str]:
     if servers is None:
         t.errors.append(f"{key}: required; set it in [kafka] or in $KAFKA_BOOTSTRAP")
     elif not conf.get("bootstrap.servers", "x").strip(" ,"):
-        t.errors.append(f'{key}: expected "host:port[,host:port...]", got {_show(servers)}')
+        t.errors.append(f'{key}: expected "host:port[,host:port...]", got {show(servers)}')
     for name, problem in kafka_conf.librdkafka_problems(conf, shown):
         t.error(name, problem)
     return conf

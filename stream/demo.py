@@ -213,7 +213,7 @@ class _Viewer:
         while self._queue:
             key, since = self._queue[0]
             res = self.results[key]
-            ids = res.get("alerts") or []
+            ids = [a["alert_id"] for a in res.get("alerts") or []]
             if any(a not in self.alerts for a in ids) and time.monotonic() - since < ALERT_WAIT_S:
                 return
             self._queue.pop(0)

@@ -18,7 +18,8 @@ the window summary. Shape (``schema: 1``; keys are always present)::
       categorical: top [[category, n]] (≤ 10), unseen_categories [[category, n]]
                    (≤ 20), unseen_share              (boolean features too)
       drift, drift_previous: DRIFT | None
-    DRIFT = method, value, threshold, drifted, p_value, severity, error_bound, reason
+    DRIFT = method, value, threshold, effect, floor, drifted, p_value, severity,
+            error_bound, reason
 
 Accuracy. Counts, missing, mean, std (``ddof=1``), min, max and
 ``out_of_range_share`` (the two open outer bins of the baseline's bins: values
@@ -41,6 +42,15 @@ feature, the rule above applies. Boolean features are categorical here. The
 prediction uses the default method. Severity: PSI ≥ 0.25 high, ≥ 0.1 medium;
 tests p < 0.001 high; distances ≥ 2 × threshold high; else medium. A method
 that cannot apply gives a ``None`` value with its ``reason``; nothing raises.
+
+Thresholds vs the baseline are sample-size-aware: a distance with a null
+model (:mod:`sketches.noise`; every distance but raw ``wasserstein`` without
+spread) is compared with ``effect + floor``, where ``effect`` is the
+configured threshold and ``floor`` the method's noise floor at this window's
+size; ``threshold`` is their sum, and ``floor`` is ``None`` where none applied
+(tests, whose p-values already account for both sample sizes, and the
+comparison with the previous window). Null models of methods not stored with
+the baseline are built on first use and kept with the loaded baseline.
 ``drift_previous`` is ``None`` without a non-empty previous window on the same
 bins; ``unseen_categories`` are those absent from the baseline by name.
 """
@@ -65,7 +75,7 @@ from sketches import (
     drift,
     drift_many,
 )
-from sketches.noise import NullModel
+from sketches.noise import effective_threshold
 
 if TYPE_CHECKING:
     from stream.baseline import Baseline, FeatureBaseline
@@ -77,6 +87,7 @@ __all__ = [
     "FeatureSpecLike",
     "ModelSpecLike",
     "drift_dict",
+    "drift_method",
     "histogram_quantiles",
     "severity",
     "window_result",
@@ -134,14 +145,18 @@ def severity(result: DriftResult) -> str | None:
     return "high" if result.value >= 2 * result.threshold else "medium"
 
 
-def drift_dict(result: DriftResult | None) -> dict[str, Any] | None:
-    """A :class:`~sketches.DriftResult` as the result's ``drift`` entry."""
+def drift_dict(result: DriftResult | None, floor: float | None = None) -> dict[str, Any] | None:
+    """A :class:`~sketches.DriftResult` as the result's ``drift`` entry;
+    ``floor``: the noise floor included in its threshold (``effect`` is the rest)."""
     if result is None:
         return None
+    effect = result.threshold - floor if floor is not None else result.threshold
     return {
         "method": result.method,
         "value": _num(result.value),
         "threshold": _num(result.threshold),
+        "effect": _num(effect),
+        "floor": None if floor is None else _num(floor),
         "drifted": bool(result.drifted),
         "p_value": _num(result.p_value),
         "severity": severity(result),
@@ -191,10 +206,11 @@ def _categorical_stats(c: CategoricalCounter, ref: CategoricalCounter) -> dict[s
     }
 
 
-def _resolve(
+def drift_method(
     name: str, kind: str, spec: ModelSpecLike | None, rows: int
 ) -> tuple[str, float | None]:
-    """Method and threshold for a feature (see the module docstring)."""
+    """Method and threshold of a feature of ``kind`` with a reference of
+    ``rows`` values under ``spec`` (see the module docstring)."""
     numeric = kind == "numeric"
     drift_for = getattr(spec, "drift_for", None)  # stream.config.ModelSpec's own rule
     if callable(drift_for):
@@ -239,18 +255,22 @@ def _one(ref: Sketch, cur: Sketch, method: str, threshold: float | None) -> Drif
 
 def _noise_aware(
     fb: FeatureBaseline, method: str, threshold: float | None, cur: Sketch
-) -> float | None:
-    """The threshold that applies vs the baseline: the configured effect plus the
-    method's noise floor at this window's size (when the baseline has a null
-    model for the method; see :mod:`sketches.noise`), so that a stationary
-    stream stays quiet at any volume."""
-    null = fb.null.get(method)
-    if not null or cur.total == 0:
-        return threshold
-    effect = threshold if threshold is not None else METHODS[method].threshold
-    if effect is None:
-        return threshold
-    return NullModel.from_dict(null).threshold(effect, cur.total)
+) -> tuple[float | None, float | None]:
+    """The threshold that applies vs the baseline and the noise floor in it.
+
+    The configured effect plus the method's noise floor at this window's size
+    (when the method has a null model, see :mod:`sketches.noise`), so that a
+    stationary stream stays quiet at any volume; ``(threshold, None)`` otherwise.
+    """
+    spec = METHODS.get(method)
+    effect = threshold if threshold is not None else (spec.threshold if spec else None)
+    if spec is None or spec.is_test or effect is None or cur.total == 0:
+        return threshold, None
+    null = fb.null_model(method)
+    if null is None:
+        return threshold, None
+    floor = null.floor(cur.total)
+    return effective_threshold(effect, floor), floor
 
 
 def _drift_all(pairs: Sequence[Pair | None]) -> list[DriftResult | None]:
@@ -356,26 +376,29 @@ def window_result(
         fbs.append(baseline.prediction)  # last: drift by the default method for its kind
     base_pairs: list[Pair] = []
     prev_pairs: list[Pair | None] = []
+    floors: list[float | None] = []
     for j, fb in enumerate(fbs):
         ref = _reference(fb)
         numeric = isinstance(ref, ReferenceHistogram)
         kind = "numeric" if numeric else "categorical" if fb.kind == "numeric" else fb.kind
         if j == len(baseline.features):
             cur_raw, prev_raw = current.prediction, prev.prediction if prev else None
-            method, thr = _resolve(fb.name, kind, None, baseline.rows)
+            method, thr = drift_method(fb.name, kind, None, baseline.rows)
         else:
             cur_raw = (current.hist if numeric else current.cats).get(fb.name)
             prev_raw = (prev.hist if numeric else prev.cats).get(fb.name) if prev else None
-            method, thr = _resolve(fb.name, kind, spec, baseline.rows)
+            method, thr = drift_method(fb.name, kind, spec, baseline.rows)
         cur, before = _same_kind(ref, cur_raw), _previous(ref, prev_raw)
-        base_pairs.append((ref, cur, method, _noise_aware(fb, method, thr, cur)))
+        applied, floor = _noise_aware(fb, method, thr, cur)
+        floors.append(floor)
+        base_pairs.append((ref, cur, method, applied))
         prev_pairs.append(None if before is None else (before, cur, method, thr))
     summaries: list[dict[str, Any]] = []
-    for fb, pair, vs_base, vs_prev in zip(
-        fbs, base_pairs, _drift_all(base_pairs), _drift_all(prev_pairs), strict=True
+    for fb, pair, floor, vs_base, vs_prev in zip(
+        fbs, base_pairs, floors, _drift_all(base_pairs), _drift_all(prev_pairs), strict=True
     ):
         feat = _summary(fb, pair[0], pair[1])
-        feat["drift"], feat["drift_previous"] = drift_dict(vs_base), drift_dict(vs_prev)
+        feat["drift"], feat["drift_previous"] = drift_dict(vs_base, floor), drift_dict(vs_prev)
         summaries.append(feat)
     features = dict(zip(baseline.features, summaries, strict=False))
     defined = [

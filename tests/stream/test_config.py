@@ -105,14 +105,22 @@ def test_example_file_sets_every_key() -> None:
     assert set(churn) == {
         "prediction",
         "latency_slo_ms",
+        "latency_p95_slo_ms",
         "confidence_threshold",
         "features",
         "drift",
         "alerts",
     }
-    from stream.alert_config import ALERT_KEYS
+    from stream.alert_config import ALERT_KEYS, FEATURE_KEYS
 
-    assert set(data["alerts"]) == set(ALERT_KEYS) - {"low_confidence_share"}  # commented out
+    commented = {"low_confidence_share", "fdr"}
+    assert set(data["alerts"]) == set(ALERT_KEYS) - commented - {"features"}
+    assert set(churn["alerts"]) == {"for", "k_of_m", "features"}
+    assert set(churn["alerts"]["features"]["monthly_spend"]) == set(FEATURE_KEYS) - {
+        "missing_increase",
+        "out_of_range_share",
+        "unseen_share",
+    }
     assert cfg.alerts_for("churn").lifecycle.for_windows == 2
     assert [r.sink for r in cfg.routes] == ["webhook", "log"]
 
@@ -233,7 +241,7 @@ RULES = [
     ({"worker": {"batchsize": 5}}, 'worker.batchsize: unknown key; allowed: group_id, batch_size, poll_timeout, flush_interval, max_message_bytes, max_categories; did you mean "batch_size"?'),
     ({"redis": {"urll": "redis://h"}}, 'redis.urll: unknown key; allowed: url, prefix, cluster; did you mean "url"?'),
     ({"topics": {"alert": "a"}}, 'topics.alert: unknown key; allowed: predictions, labels, dlq, windows, alerts; did you mean "alerts"?'),
-    ({"models": {"m": {"latency_slo": 5}}}, 'models.m.latency_slo: unknown key; allowed: prediction, latency_slo_ms, confidence_threshold, features, drift, alerts; did you mean "latency_slo_ms"?'),
+    ({"models": {"m": {"latency_slo": 5}}}, 'models.m.latency_slo: unknown key; allowed: prediction, latency_slo_ms, latency_p95_slo_ms, confidence_threshold, features, drift, alerts; did you mean "latency_slo_ms"?'),
     ({"models": {"m": {"drift": {"default": {"methd": "psi"}}}}}, 'models.m.drift.default.methd: unknown key; allowed: method, threshold; did you mean "method"?'),
     # tables
     ({"windows": 5}, "windows: expected a table, got 5"),

@@ -19,7 +19,7 @@ from sketches import (
     default_method,
     drift,
 )
-from sketches.noise import NullModel
+from sketches.noise import NULL_METHODS, NullModel
 from stream.baseline import Baseline, build_baseline
 from stream.fold import WindowSketches
 from stream.results import QUANTILES, drift_dict, severity, window_result
@@ -191,20 +191,26 @@ def test_categorical_and_boolean_summaries(baseline: Baseline) -> None:
     assert b["drift"]["method"] == default_method("boolean", ROWS)
 
 
-def noise_aware(fb: Any, method: str, thr: float | None, n: int) -> float | None:
-    """The threshold applied vs the baseline: effect + the null model's floor at n."""
-    if method not in fb.null:
-        return thr
+def noise_aware(
+    fb: Any, method: str, thr: float | None, n: int
+) -> tuple[float | None, float | None]:
+    """The threshold applied vs the baseline (effect + the null model's floor at n)
+    and the floor; the null model built here from the reference, independently
+    of the one registered or cached with the baseline."""
+    if method not in NULL_METHODS:
+        return thr, None
+    ref = fb.histogram if fb.histogram is not None else fb.categories
+    floor = NullModel.build(ref, method).floor(n)
     effect = thr if thr is not None else METHODS[method].threshold
-    return NullModel.from_dict(fb.null[method]).threshold(effect, n)
+    return effect + floor, floor
 
 
 def test_noise_floor_raises_the_threshold_most_for_small_windows(baseline: Baseline) -> None:
     fb = baseline.features["age"]
     method = default_method("numeric", ROWS)
     assert method in fb.null
-    small = noise_aware(fb, method, None, 400)
-    large = noise_aware(fb, method, None, 20_000)
+    small = noise_aware(fb, method, None, 400)[0]
+    large = noise_aware(fb, method, None, 20_000)[0]
     assert small is not None and large is not None and small > large > 0.1
 
 
@@ -239,16 +245,16 @@ def test_drift_equals_direct_computation(baseline: Baseline) -> None:
             assert ref is not None and now is not None and before is not None
             method, thr = methods[name]
             feat = res["features"][name]
-            applied = noise_aware(fb, method, thr, now.total)
-            assert_same(feat["drift"], drift_dict(drift(ref, now, method, applied)))
+            applied, floor = noise_aware(fb, method, thr, now.total)
+            assert_same(feat["drift"], drift_dict(drift(ref, now, method, applied), floor))
             assert_same(feat["drift_previous"], drift_dict(drift(before, now, method, thr)))
     assert res["features"]["income"]["drift"]["threshold"] == 1e-30
     assert baseline.prediction is not None and baseline.prediction.histogram is not None
     assert isinstance(cur.prediction, ReferenceHistogram)
     method = default_method("numeric", ROWS)
-    thr = noise_aware(baseline.prediction, method, None, cur.prediction.total)
+    thr, floor = noise_aware(baseline.prediction, method, None, cur.prediction.total)
     direct = drift(baseline.prediction.histogram, cur.prediction, method, thr)
-    assert_same(res["prediction"]["drift"], drift_dict(direct))
+    assert_same(res["prediction"]["drift"], drift_dict(direct, floor))
     assert res["prediction"]["count"] == 3000
 
 
@@ -268,7 +274,7 @@ def test_model_method_applies_only_where_it_can(baseline: Baseline) -> None:
     for name, fb in baseline.features.items():
         d = res["features"][name]["drift"]
         method = "ks" if fb.kind == "numeric" else default_method(fb.kind, ROWS)
-        thr = 0.01 if fb.kind == "numeric" else noise_aware(fb, method, None, 500)
+        thr = 0.01 if fb.kind == "numeric" else noise_aware(fb, method, None, 500)[0]
         assert (d["method"], d["threshold"]) == (method, thr) and d["reason"] is None
 
 
@@ -279,8 +285,15 @@ def test_config_model_spec_decides_methods(baseline: Baseline) -> None:
     methods = {
         n: (f["drift"]["method"], f["drift"]["threshold"]) for n, f in res["features"].items()
     }
-    assert methods["income"] == ("ks", 0.01) and methods["age"] == ("psi", 0.1)
-    assert methods["plan"] == ("psi", 0.1)
+    assert methods["income"] == ("ks", 0.01)
+    # PSI is not the default method: its null model is built on first use
+    for name in ("age", "plan"):
+        d = res["features"][name]["drift"]
+        fb = baseline.features[name]
+        assert (d["method"], d["effect"]) == ("psi", pytest.approx(0.1))
+        assert (d["threshold"], d["floor"]) == pytest.approx(noise_aware(fb, "psi", None, 500))
+        assert d["floor"] > 0 and "psi" in fb.null
+    assert res["features"]["income"]["drift"]["floor"] is None  # tests need no floor
 
 
 def test_injected_drift_is_found_exactly() -> None:
