@@ -15,13 +15,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from stream.baseline import BaselineStore, build_baseline
 from stream.closer import WindowCloser
-from stream.config import Config, parse_config
+from stream.config import Config
 from stream.keys import Keys
 from stream.redis_client import connect
 from stream.sdk import PredictionLogger
 from stream.worker import Worker
-from tests.conftest import KAFKA_TEST_CONF
-from tests.stream.data import churn_training
+from tests.stream.data import churn_training, worker_config
 
 pytestmark = pytest.mark.integration
 
@@ -33,26 +32,14 @@ DRIFT_FROM = 3  # windows 3 and 4 have "income" shifted
 
 
 def make_config(bootstrap: str, redis_url: str, prefix: str, topics: dict[str, str]) -> Config:
-    return parse_config(
-        {
-            "kafka": {"bootstrap.servers": bootstrap, **KAFKA_TEST_CONF},
-            "redis": {"url": redis_url, "prefix": prefix},
-            "topics": topics,
-            "windows": {
-                "size": WINDOW,
-                "allowed_lateness": 2,
-                "idle_timeout": "3s",
-                "retention": "1d",
-            },
-            "worker": {
-                "group_id": f"g-{prefix}",
-                "flush_interval": "200ms",
-                "poll_timeout": "100ms",
-                "max_message_bytes": 200_000,
-            },
-            "models": {"churn": {"latency_slo_ms": 1000}},
-        },
-        env={},
+    return worker_config(
+        bootstrap,
+        redis_url,
+        prefix,
+        topics,
+        {"churn": {"latency_slo_ms": 1000}},
+        WINDOW,
+        max_message_bytes=200_000,
     )
 
 
