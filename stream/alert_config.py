@@ -227,9 +227,10 @@ def _trends(t: Table, base: RuleSettings, features: Sequence[str]) -> tuple[Tren
             continue
         slope = e.data.get("slope")
         if not _positive(slope):
+            what = "the slope per window that fires, a number > 0"
             e.error(
                 "slope",
-                f"required: the slope per window that fires, a number > 0, got {show(slope)}",
+                f"required: {what}" if slope is None else f"expected {what}, got {show(slope)}",
             )
             continue
         windows = e.get(
@@ -281,7 +282,8 @@ def _groups(t: Table, base: RuleSettings, features: Sequence[str]) -> tuple[KOfM
             continue
         k = e.data.get("k")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            e.error("k", f"required: how many drifted features fire, an integer ≥ 1, got {show(k)}")
+            what = "how many drifted features fire, an integer ≥ 1"
+            e.error("k", f"required: {what}" if k is None else f"expected {what}, got {show(k)}")
             continue
         names = e.get(
             "features",

@@ -89,6 +89,7 @@ def test_cli_registers_versions_and_rejects_mismatched_files(
     cfg.write_text(
         f'[kafka]\n"bootstrap.servers" = "127.0.0.1:1"\n[redis]\nurl = "{redis_url}"\n'
         f'prefix = "{key_prefix}"\n[models.churn]\n'
+        '[models.churn.drift]\nage = { method = "psi" }\n'
         '[models.strict]\nfeatures = { age = "numeric", income = "numeric" }\n'
     )
     args = ["baseline", "register", "-c", str(cfg), "--data", str(tmp_path / "train.parquet")]
@@ -101,6 +102,9 @@ def test_cli_registers_versions_and_rejects_mismatched_files(
     assert store.versions("churn") == ["v1", "v2"] and store.current_version("churn") == "v2"
     loaded = store.load("churn", "v1")
     assert loaded is not None and loaded.kinds()["plan"] == "categorical"
+    # noise floors are stored for the default method and the one configured
+    assert set(loaded.features["age"].null) == {"wasserstein_norm", "psi"}
+    assert set(loaded.features["plan"].null) == {"js"}
     assert main([*args, "--model", "strict", "--label-column", "y"]) == 2
     err = capsys.readouterr().err
     assert "missing ['income']" in err and "unexpected ['is_new', 'plan']" in err

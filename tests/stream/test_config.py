@@ -822,3 +822,109 @@ def test_alerts_errors_name_key_and_value() -> None:
     assert "alerts.drift_share: expected a share in (0, 1], got 1.5" in msg
     assert "alerts.volume_low: must be below volume_high (2.0), got 3" in msg
     assert msg.count("volume_low") == 1  # not repeated for each model
+
+
+def test_rule_language_parses_and_merges_model_over_defaults() -> None:
+    from alerting.settings import FeatureOverride, KOfM, TrendRule
+
+    feats = {"a": "numeric", "b": "numeric", "c": "categorical"}
+    cfg = parse_config(
+        merged(
+            {
+                "alerts": {
+                    "fdr": 0.1,
+                    "off": ["volume"],
+                    "severity": {"psi": {"medium": 0.1, "high": 0.3}, "ks": {"high": 0.01}},
+                    "trend": [{"metric": "latency_p99", "slope": 5, "direction": "either"}],
+                    "k_of_m": [{"k": 3}],
+                },
+                "models": {
+                    "m": {
+                        "features": feats,
+                        "latency_p95_slo_ms": 80,
+                        "alerts": {
+                            "severity": {"js": {"medium": 0.2}},
+                            "trend": [{"metric": "feature_drift", "feature": "a", "slope": 0.01}],
+                            "k_of_m": [{"name": "ab", "k": 2, "features": ["a", "b"]}],
+                            "off": ["ab", "feature_drift_trend"],
+                            "features": {"c": {"min_samples": 9, "off": ["unseen_categories"]}},
+                        },
+                    },
+                    "n": {},
+                },
+            }
+        )
+    )
+    m, n = cfg.alerts_for("m").rules, cfg.alerts_for("n").rules
+    assert n.fdr == m.fdr == 0.1 and n.off == {"volume"}
+    assert n.trends == (TrendRule("latency_p99", 6, 5.0, "either"),)
+    assert n.k_of_m == (KOfM("k_of_m", 3),)
+    assert m.trends == (TrendRule("feature_drift", 6, 0.01, feature="a"),)
+    assert m.k_of_m == (KOfM("ab", 2, ("a", "b")),)
+    assert m.off == {"ab", "feature_drift_trend"}
+    assert dict(m.severity) == {
+        "psi": {"medium": 0.1, "high": 0.3},
+        "ks": {"high": 0.01},
+        "js": {"medium": 0.2},
+    }
+    assert m.features == {"c": FeatureOverride(min_samples=9, off=frozenset({"unseen_categories"}))}
+    assert cfg.models["m"].latency_slos == {"p95": 80.0}
+
+
+RULE_LANGUAGE_ERRORS = [
+    ({"severity": {"psy": {"high": 0.3}}}, 'alerts.severity.psy: unknown drift method; known: psi, kl, js, hellinger, chi2, ks, wasserstein, wasserstein_norm, energy; did you mean "psi"?'),
+    ({"severity": {"psi": {"medium": 0.3, "high": 0.2}}}, "alerts.severity.psi: psi is a distance: its tiers must grow with severity, got medium = 0.3, high = 0.2"),
+    ({"severity": {"ks": {"medium": 0.01, "high": 0.05}}}, "alerts.severity.ks: ks is a test: its tiers are p-value levels in (0, 1), smaller for higher severity, got medium = 0.01, high = 0.05"),
+    ({"severity": {"psi": {"severe": 0.3}}}, "alerts.severity.psi.severe: unknown key; allowed: low, medium, high, critical"),
+    ({"severity": {"psi": {"high": -1}}}, "alerts.severity.psi.high: expected a number > 0, got -1"),
+    ({"fdr": 1}, "alerts.fdr: expected a false-discovery rate in (0, 1), got 1"),
+    ({"off": ["volumes"]}, 'alerts.off: unknown rule "volumes"; known: feature_drift, prediction_drift, drift_share, latency_p95, latency_p99, volume, dead_letter_rate, low_confidence, missing_rate, out_of_range, unseen_categories; did you mean "volume"?'),
+    ({"trend": {"metric": "volume"}}, "alerts.trend: expected an array of tables ([[alerts.trend]]), got a table"),
+    ({"trend": [{"metric": "latency", "slope": 1}]}, 'alerts.trend[0].metric: expected one of volume, latency_p95, latency_p99, dead_letter_rate, drift_share, prediction_drift, prediction_mean, low_confidence, feature_drift, missing_rate, mean, out_of_range_share, unseen_share, got "latency"; did you mean "latency_p99"?'),
+    ({"trend": [{"metric": "volume"}]}, "alerts.trend[0].slope: required: the slope per window that fires, a number > 0"),
+    ({"trend": [{"metric": "volume", "slope": "1"}]}, 'alerts.trend[0].slope: expected the slope per window that fires, a number > 0, got "1"'),
+    ({"trend": [{"metric": "volume", "slope": 1, "windows": 2}]}, "alerts.trend[0].windows: expected an integer ≥ 3 (a slope needs 3 points to mean anything), got 2"),
+    ({"trend": [{"metric": "volume", "slope": 1, "direction": "up"}]}, 'alerts.trend[0].direction: expected "rising", "falling" or "either", got "up"'),
+    ({"trend": [{"metric": "volume", "slope": 1, "feature": "a"}]}, "alerts.trend[0].feature: volume is a model metric, not a feature's; remove feature"),
+    ({"trend": [{"metric": "volume", "slope": 1}, {"metric": "volume", "slope": 2}]}, 'alerts.trend[1]: a second volume_trend rule for the model; use direction = "either" for both ways'),
+    ({"k_of_m": [{"k": 0}]}, "alerts.k_of_m[0].k: expected how many drifted features fire, an integer ≥ 1, got 0"),
+    ({"k_of_m": [{"name": "x"}]}, "alerts.k_of_m[0].k: required: how many drifted features fire, an integer ≥ 1"),
+    ({"k_of_m": [{"k": 3, "features": ["a", "b"]}]}, "alerts.k_of_m[0].k: 3 is more than the group's 2 features"),
+    ({"k_of_m": [{"k": 1, "name": "volume"}]}, 'alerts.k_of_m[0].name: "volume" is already a rule\'s name; give each group its own'),
+    ({"k_of_m": [{"k": 1, "severity": "urgent"}]}, 'alerts.k_of_m[0].severity: expected "low" or "medium" or "high" or "critical", got "urgent"'),
+    ({"features": {"a": {"off": ["volume"]}}}, 'alerts.features.a.off: unknown rule "volume"; known: feature_drift, missing_rate, out_of_range, unseen_categories'),
+    ({"features": {"a": {"min_sample": 3}}}, 'alerts.features.a.min_sample: unknown key; allowed: min_samples, missing_increase, out_of_range_share, unseen_share, severity, off; did you mean "min_samples"?'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("alerts", "message"), RULE_LANGUAGE_ERRORS)
+def test_rule_language_errors_name_key_and_value(alerts: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(merged({"alerts": alerts, "models": {"m": {}}}))
+    assert message in str(err.value), str(err.value)
+
+
+def test_rule_language_checks_feature_names_of_declared_models() -> None:
+    model = {
+        "features": {"age": "numeric", "plan": "categorical"},
+        "alerts": {
+            "k_of_m": [{"k": 1, "features": ["age", "plans"]}],
+            "trend": [{"metric": "missing_rate", "feature": "agee", "slope": 0.1}],
+            "features": {"plam": {"min_samples": 5}},
+        },
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(merged({"models": {"m": model}}))
+    msg = str(err.value)
+    assert (
+        'models.m.alerts.k_of_m[0].features: not a feature of the model (age, plan), got "plans"; did you mean "plan"?'
+        in msg
+    )
+    assert (
+        'models.m.alerts.trend[0].feature: not a feature of the model (age, plan), got "agee"; did you mean "age"?'
+        in msg
+    )
+    assert (
+        'models.m.alerts.features.plam: not a feature of the model (age, plan), got "plam"; did you mean "plan"?'
+        in msg
+    )
