@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from scipy import stats
 
 from stream.baseline import BaselineStore, build_baseline
 from stream.closer import WindowCloser
@@ -37,7 +38,22 @@ def make_config(bootstrap: str, redis_url: str, prefix: str, topics: dict[str, s
         redis_url,
         prefix,
         topics,
-        {"churn": {"latency_slo_ms": 1000}},
+        {
+            "churn": {
+                "latency_slo_ms": 1000,
+                # income's drift value rising over 3 windows (read back from Redis by the closer)
+                "alerts": {
+                    "trend": [
+                        {
+                            "metric": "feature_drift",
+                            "feature": "income",
+                            "windows": 3,
+                            "slope": 0.05,
+                        }
+                    ]
+                },
+            }
+        },
         WINDOW,
         max_message_bytes=200_000,
     )
@@ -157,13 +173,24 @@ def test_events_to_exact_windows_summaries_and_alerts(setup: dict[str, Any]) -> 
         assert sorted(orjson.loads(m.value())["window"]["start"] for m in summaries) == starts
         alerts = [
             orjson.loads(m.value())
-            for m in read_topic(setup["bootstrap"], topics["alerts"], lambda m: len(m) >= 2)
+            for m in read_topic(setup["bootstrap"], topics["alerts"], lambda m: len(m) >= 4)
         ]
         drift = [a for a in alerts if a["rule"] == "feature_drift"]
         assert {(a["feature"], a["window"]["start"]) for a in drift} == {
             ("income", starts[w]) for w in range(DRIFT_FROM, N_WINDOWS)
         }
         assert all(a["status"] == "firing" for a in drift)
+        values = [
+            orjson.loads(client.get(keys.result("churn", s)))["features"]["income"]["drift"][
+                "value"
+            ]
+            for s in starts
+        ]
+        trend = {a["window"]["start"]: a for a in alerts if a["rule"] == "feature_drift_trend"}
+        assert sorted(trend) == starts[DRIFT_FROM:]  # windows 1-3 and 2-4 rise
+        for w in range(DRIFT_FROM, N_WINDOWS):
+            slope = stats.linregress(range(3), values[w - 2 : w + 1]).slope
+            assert trend[starts[w]]["value"] == pytest.approx(slope, rel=1e-9)
 
         # an event for a closed window is dead-lettered as too_late
         p = Producer({"bootstrap.servers": setup["bootstrap"]})
