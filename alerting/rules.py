@@ -1,21 +1,27 @@
-"""The default alert rules, evaluated on one window result.
+"""The alert rules, evaluated on one window result.
 
-:func:`evaluate` reads a window result (:func:`stream.results.window_result`)
-and the ``(rule, feature)`` pairs that fired in the model's previous window,
-and returns the alert events and the pairs firing now (store them as the
-result's ``firing`` list for the next window). Lifecycle: a pair that holds
-gets a ``firing`` event in every window while it holds (one id per window);
-a pair that fired in the previous window and does not hold now gets one
-``resolved`` event (carrying this window's values where they exist, and the
-rule's usual severity).
+:func:`evaluate_window` reads a window result
+(:func:`stream.results.window_result`), the lifecycle state of the model's
+previous window and the rule settings (:class:`~alerting.settings.RuleSettings`),
+and returns the alert events, the ``(rule, feature)`` pairs firing now and the
+new state (:mod:`alerting.lifecycle`: ``for``, ``resolve_after``, repeats,
+mutes). :func:`evaluate` is the same with the default lifecycle. Rules switched
+off (``off``, per model or per feature) produce nothing; a pair that was
+firing then resolves like any other.
 
 Rules (``feature`` is ``None`` unless stated; boundaries inclusive as written):
 
 * ``feature_drift`` (per feature): drifted vs baseline; metric the method,
-  value the number compared (the p-value for tests), severity from the result.
+  value the number compared (the p-value for tests), threshold the one that
+  applied (effect + noise floor for distances; the Benjamini–Hochberg cutoff
+  when ``fdr`` is set), severity by tier (:mod:`alerting.settings`).
 * ``prediction_drift``: the prediction drifted vs baseline; as above.
-* ``drift_share``: share of drifted features ≥ ``drift_share`` → critical.
-* ``latency_p99``: p99 latency > the SLO (when one is set) → high.
+* ``drift_share``: share of drifted features ≥ ``drift_share`` → critical
+  (after the FDR correction when it is set).
+* k of m (named by each group): at least ``k`` of the group's features
+  drifted → the group's severity (:mod:`alerting.drift_rules`).
+* ``latency_p95`` / ``latency_p99``: the percentile > its SLO (when one is
+  set) → medium / high.
 * ``volume``: events / recent mean < ``volume_low`` or > ``volume_high``, with
   at least ``volume_min_history`` recent windows → medium.
 * ``dead_letter_rate``: dead letters / (events + dead letters) > ``dlq_rate``
@@ -28,8 +34,11 @@ Rules (``feature`` is ``None`` unless stated; boundaries inclusive as written):
   range > ``out_of_range_share`` → medium.
 * ``unseen_categories`` (per feature): share of categories absent from the
   baseline > ``unseen_share`` → medium.
+* ``<metric>_trend`` (per trend rule; per feature for feature metrics): the
+  least-squares slope over the last K windows (:mod:`alerting.trend`).
 
-Per-feature rules (drift and data quality) and prediction drift need at least
+Per-feature rules (drift and data quality, with per-feature overrides of
+``min_samples`` and the shares) and prediction drift need at least
 ``min_samples`` values in the window.
 """
 

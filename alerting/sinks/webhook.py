@@ -8,10 +8,14 @@ and 429, connection errors and timeouts are retried with backoff; other 4xx
 and redirects are not.
 
 A receiver verifies the signature over the raw bytes before parsing them; for
-example, one that starts a retraining job on drift::
+example, one that starts a retraining job when a model's features drift
+seriously (route only those alerts to it with ``match = { rule =
+["feature_drift", "many_features"], severity = ["high", "critical"] }``)::
 
     import hashlib, hmac, json, subprocess
     from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen = set()  # alert ids already handled (delivery is at least once)
 
     class Hook(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -21,9 +25,11 @@ example, one that starts a retraining job on drift::
             if not hmac.compare_digest(f"sha256={mac}", sig):
                 return self.send_error(401)
             alert = json.loads(body)
-            if alert["status"] == "firing" and alert["rule"] == "feature_drift":
-                subprocess.Popen(["retrain", alert["model"], alert["alert_id"]])
-            self.send_response(204); self.end_headers()
+            if alert["alert_id"] not in seen and alert["status"] == "firing":
+                seen.add(alert["alert_id"])
+                subprocess.Popen(["retrain", alert["model"], "--reason", alert["message"]])
+            self.send_response(204)  # 2xx: delivered; 5xx would make the router retry
+            self.end_headers()
 
     HTTPServer(("0.0.0.0", 8080), Hook).serve_forever()
 """
