@@ -230,6 +230,7 @@ def vectorise(msg: dict[str, Any], n: int, plan: Plan, k: int) -> ModelBatch | N
         versions=versions,
         msg_index=[k] * n,
         positions=list(range(n)),
+        proba=[(n, msg.get("proba"))],
     )
 
 

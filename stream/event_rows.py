@@ -54,7 +54,7 @@ class Plan:
 
     A row holds ``fwidth`` floats (ts, numeric features, prediction, proba_top,
     latency_ms) and ``owidth`` objects (id, version, categorical then boolean
-    features, prediction label, message index, position in the message).
+    features, prediction label, proba object, message index, position in the message).
     """
 
     numeric: tuple[str, ...]
@@ -89,7 +89,7 @@ def plan_for(schema: ModelSchema) -> Plan:
         number_ok=schema.prediction != "categorical",
         label_ok=schema.prediction != "numeric",
         fwidth=len(numeric) + 4,
-        owidth=len(categorical) + len(boolean) + 5,
+        owidth=len(categorical) + len(boolean) + 6,
         labels=categorical + boolean,
         get_numeric=_getter(numeric),
         get_categorical=_getter(categorical),
@@ -223,6 +223,7 @@ class Rows:
             if segment is not None:
                 check_segment(segment)
             objects.append(label)
+            objects.append(proba)
             objects.append(k)
             objects.append(position)
         except Reject as reject:
@@ -253,12 +254,13 @@ class Rows:
                 dict(zip(plan.numeric, cols[1 : k + 1], strict=True)),
                 {name: objects[j::ow] for j, name in enumerate(plan.labels, 2)},
                 cols[k + 1],  # prediction
-                objects[ow - 3 :: ow],  # prediction_label
+                objects[ow - 4 :: ow],  # prediction_label
                 cols[k + 2],  # proba_top
                 cols[k + 3],  # latency_ms
                 objects[1::ow],  # versions
                 objects[ow - 2 :: ow],  # msg_index
                 objects[ow - 1 :: ow],  # positions
+                [(n, objects[ow - 3 :: ow])],  # proba, one dict (or None) per row
             )
         )
         self.n = 0

@@ -7,16 +7,24 @@ row and columnar paths can share them without an import cycle.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from stream.exceptions import ConfigError
 
-__all__ = ["REASONS", "DeadLetter", "FeatureKind", "ModelBatch", "ModelSchema", "concat"]
+__all__ = [
+    "REASONS",
+    "DeadLetter",
+    "FeatureKind",
+    "ModelBatch",
+    "ModelSchema",
+    "concat",
+    "proba_matrix",
+]
 
 FeatureKind = Literal["numeric", "categorical", "boolean"]
 
@@ -112,6 +120,10 @@ class ModelBatch:
     # plain lists, which cost nothing to build for one-event messages
     msg_index: list[int] | None = None
     positions: list[int] | None = None
+    # class probabilities as decoded, in chunks of consecutive rows: ``(rows,
+    # proba)`` with ``proba`` a list of per-row ``{class: p}`` (or ``None``),
+    # an object of per-class arrays, or ``None``; read with :func:`proba_matrix`
+    proba: list[tuple[int, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -184,4 +196,36 @@ def concat(parts: Sequence[ModelBatch]) -> ModelBatch:
         versions=cat_lists([p.versions for p in parts]),
         msg_index=msg_index,
         positions=positions,
+        proba=[chunk for p in parts for chunk in p.proba],
     )
+
+
+def proba_matrix(batch: ModelBatch, classes: Sequence[str]) -> NDArray[np.float64]:
+    """The ``len(batch) × len(classes)`` class probabilities (NaN where not given).
+
+    Classes an event gives that are not in ``classes`` are ignored. Example:
+        >>> b = ModelBatch("m", np.zeros(3), ["a", "b", "c"], {}, {}, np.zeros(3),
+        ...     [None] * 3, np.zeros(3), np.zeros(3), [None] * 3,
+        ...     proba=[(2, [{"0": 0.2, "1": 0.8}, None]), (1, {"1": [0.3]})])
+        >>> proba_matrix(b, ["0", "1"]).tolist()
+        [[0.2, 0.8], [nan, nan], [nan, 0.3]]
+    """
+    out = np.full((len(batch), len(classes)), np.nan)
+    col = {c: j for j, c in enumerate(classes)}
+    row = 0
+    for n, proba in batch.proba:
+        if isinstance(proba, dict):  # an object of per-class arrays (nulls allowed)
+            for cls, values in proba.items():
+                j = col.get(cls)
+                if j is not None:
+                    v = np.array([np.nan if x is None else x for x in values], dtype=np.float64)
+                    out[row : row + n, j] = v
+        elif proba is not None:  # one object (or None) per row
+            for i, p in enumerate(proba):
+                if p:
+                    for cls, v in p.items():
+                        j = col.get(cls)
+                        if j is not None and v is not None:
+                            out[row + i, j] = v
+        row += n
+    return out
