@@ -1,8 +1,9 @@
 """Real local receivers for the sink tests: an HTTP server, an SMTP server, Alertmanager.
 
 * :class:`HttpReceiver` — ``ThreadingHTTPServer`` on ``127.0.0.1:0`` in a
-  thread; records every request and can be told to answer the next N with an
-  error (or slowly) before succeeding.
+  thread; records every request (and, in :attr:`HttpReceiver.answers`, when
+  its answer was written) and can be told to answer the next N with an error
+  (or slowly) before succeeding, or to answer every request slowly.
 * :func:`smtp_server` — an ``aiosmtpd`` server recording envelopes; its RCPT
   answers can be scripted. Imports ``aiosmtpd`` only when called.
 * :class:`Alertmanager` — the real ``alertmanager`` binary (Debian package
@@ -30,10 +31,12 @@ from typing import Any
 
 __all__ = [
     "Alertmanager",
+    "Answer",
     "HttpReceiver",
     "Recorded",
     "SmtpRecorder",
     "alertmanager_binary",
+    "die_with_parent",
     "free_port",
     "smtp_server",
 ]
@@ -60,6 +63,24 @@ class Recorded:
         return json.loads(self.body)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One request and the answer it got; times are ``time.monotonic()`` in this process.
+
+    Attributes:
+        request: the request.
+        status: the HTTP status answered.
+        received_at: when the request's body had been read.
+        answered_at: when the whole answer had been written to the socket; ``None``
+            if writing it failed (the client was gone).
+    """
+
+    request: Recorded
+    status: int
+    received_at: float
+    answered_at: float | None
+
+
 @dataclass
 class _Failure:
     status: int
@@ -71,6 +92,7 @@ class _Failure:
 @dataclass
 class _State:
     requests: list[Recorded] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
     failures: list[_Failure] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -80,10 +102,12 @@ class HttpReceiver:
 
     Args:
         status: the answer when no failure is scheduled.
+        delay: seconds to wait before giving that answer (a slow receiver).
     """
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, *, delay: float = 0.0) -> None:
         self.status = status
+        self.delay = delay
         self._state = _State()
         state, receiver = self._state, self
 
@@ -92,20 +116,30 @@ class HttpReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 rec = Recorded(self.command, self.path, dict(self.headers.items()), body)
+                received_at = time.monotonic()
                 with state.cond:
                     state.requests.append(rec)
                     failure = state.failures.pop(0) if state.failures else None
                     state.cond.notify_all()
                 if failure is None:
-                    failure = _Failure(receiver.status, b"ok", {}, 0.0)
+                    failure = _Failure(receiver.status, b"ok", {}, receiver.delay)
                 if failure.delay:
                     time.sleep(failure.delay)
-                self.send_response(failure.status)
-                for key, value in failure.headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(failure.body)))
-                self.end_headers()
-                self.wfile.write(failure.body)
+                answered_at: float | None = None
+                try:
+                    self.send_response(failure.status)
+                    for key, value in failure.headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(failure.body)))
+                    self.end_headers()
+                    self.wfile.write(failure.body)
+                    self.wfile.flush()
+                    answered_at = time.monotonic()
+                except OSError:  # the client went away (e.g. was killed) mid-answer
+                    self.close_connection = True
+                with state.cond:
+                    state.answers.append(Answer(rec, failure.status, received_at, answered_at))
+                    state.cond.notify_all()
 
             do_POST = _handle
             do_GET = _handle
@@ -131,6 +165,12 @@ class HttpReceiver:
         with self._state.cond:
             return list(self._state.requests)
 
+    @property
+    def answers(self) -> list[Answer]:
+        """A copy of the answers given so far, in the order they were finished."""
+        with self._state.cond:
+            return list(self._state.answers)
+
     def fail(
         self,
         times: int,
@@ -153,6 +193,15 @@ class HttpReceiver:
             ):
                 raise TimeoutError(f"{len(self._state.requests)} of {count} requests arrived")
             return list(self._state.requests)
+
+    def wait_for_answers(self, count: int, timeout: float = 10.0) -> list[Answer]:
+        """Block until ``count`` answers were finished; return them (raises on timeout)."""
+        with self._state.cond:
+            if not self._state.cond.wait_for(
+                lambda: len(self._state.answers) >= count, timeout=timeout
+            ):
+                raise TimeoutError(f"{len(self._state.answers)} of {count} answers finished")
+            return list(self._state.answers)
 
     def __enter__(self) -> HttpReceiver:
         self._thread.start()
@@ -210,7 +259,8 @@ def alertmanager_binary() -> str | None:
     return str(debian) if debian.exists() else None
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """``preexec_fn`` for test subprocesses: SIGKILL the child when its parent dies."""
     with contextlib.suppress(OSError):  # not Linux: no parent-death signal
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -256,7 +306,7 @@ class Alertmanager:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             log.close()
             self.url = f"http://127.0.0.1:{port}"
