@@ -14,9 +14,13 @@ def toml_value(value: object) -> str:
     Example:
         >>> toml_value(True), toml_value("pager"), toml_value({"a": 1}), toml_value(3)
         ('true', '"pager"', 'a table', '3')
+        >>> toml_value(["a", 1.5, None])
+        '["a", 1.5, None]'
     """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return "a table" if isinstance(value, Mapping) else repr(value)

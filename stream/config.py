@@ -59,6 +59,7 @@ from stream.config_table import Table, is_finite, is_number, show, suggest
 from stream.config_table import key as dotted_key
 from stream.durations import format_duration, parse_duration
 from stream.exceptions import ConfigError
+from stream.label_config import LABEL_KEYS, LabelSpec, parse_labels
 
 __all__ = [
     "FEATURE_KINDS",
@@ -114,6 +115,7 @@ class ModelSpec:
         drift_threshold: threshold of ``drift_method``.
         drift_overrides: ``(feature, method, threshold)`` for features that are
             not declared (``features`` empty); see :meth:`drift_for`.
+        labels: how delayed ground truth is joined (:mod:`stream.label_config`).
     """
 
     name: str
@@ -126,6 +128,7 @@ class ModelSpec:
     drift_overrides: tuple[tuple[str, str | None, float | None], ...] = ()
     alerts: AlertSettings | None = None  # [models.<m>.alerts]; None: [alerts]
     latency_p95_slo_ms: float | None = None
+    labels: LabelSpec | None = None  # [models.<m>.labels]; None: labels are not joined
 
     @property
     def latency_slos(self) -> dict[str, float]:
@@ -201,6 +204,7 @@ class WorkerSettings:
     flush_interval_s: float = 1.0
     max_message_bytes: int = 1_048_576
     max_categories: int = 1000
+    label_wait_s: float = 60.0  # longest a label waits for its prediction to be stored
 
 
 @dataclass(frozen=True)
@@ -367,6 +371,7 @@ _WORKER_KEYS = (
     "flush_interval",
     "max_message_bytes",
     "max_categories",
+    "label_wait",
 )
 _MODEL_KEYS = (
     "prediction",
@@ -376,6 +381,7 @@ _MODEL_KEYS = (
     "features",
     "drift",
     "alerts",
+    "labels",
 )
 _NO_MODELS = (
     "no model declared; add at least one table such as [models.churn] (it may be empty: "
@@ -471,6 +477,7 @@ def _parse_worker(t: Table) -> WorkerSettings:
         flush_interval_s=t.duration("flush_interval", d.flush_interval_s),
         max_message_bytes=t.integer("max_message_bytes", d.max_message_bytes),
         max_categories=t.integer("max_categories", d.max_categories),
+        label_wait_s=t.duration("label_wait", d.label_wait_s, strict=False),
     )
 
 
@@ -539,6 +546,7 @@ def _parse_model(t: Table, alerts: AlertSettings) -> ModelSpec:
         overrides,
         own,
         None if p95 is None else float(p95),
+        parse_labels(t.sub("labels", LABEL_KEYS)) if "labels" in t.data else None,
     )
 
 

@@ -110,7 +110,11 @@ def test_example_file_sets_every_key() -> None:
         "features",
         "drift",
         "alerts",
+        "labels",
     }
+    from stream.label_config import LABEL_KEYS
+
+    assert set(churn["labels"]) == set(LABEL_KEYS)
     from stream.alert_config import ALERT_KEYS, FEATURE_KEYS
 
     commented = {"low_confidence_share", "fdr"}
@@ -238,10 +242,10 @@ RULES = [
     ({"windws": {}}, 'windws: unknown key; allowed: kafka, redis, topics, windows, worker, alerts, models, routes; did you mean "windows"?'),
     ({"windows": {"sise": "1m"}}, 'windows.sise: unknown key; allowed: size, allowed_lateness, idle_timeout, retention, history; did you mean "size"?'),
     ({"windows": {"size_s": 60}}, 'windows.size_s: unknown key; allowed: size, allowed_lateness, idle_timeout, retention, history; did you mean "size"?'),
-    ({"worker": {"batchsize": 5}}, 'worker.batchsize: unknown key; allowed: group_id, batch_size, poll_timeout, flush_interval, max_message_bytes, max_categories; did you mean "batch_size"?'),
+    ({"worker": {"batchsize": 5}}, 'worker.batchsize: unknown key; allowed: group_id, batch_size, poll_timeout, flush_interval, max_message_bytes, max_categories, label_wait; did you mean "batch_size"?'),
     ({"redis": {"urll": "redis://h"}}, 'redis.urll: unknown key; allowed: url, prefix, cluster; did you mean "url"?'),
     ({"topics": {"alert": "a"}}, 'topics.alert: unknown key; allowed: predictions, labels, dlq, windows, alerts; did you mean "alerts"?'),
-    ({"models": {"m": {"latency_slo": 5}}}, 'models.m.latency_slo: unknown key; allowed: prediction, latency_slo_ms, latency_p95_slo_ms, confidence_threshold, features, drift, alerts; did you mean "latency_slo_ms"?'),
+    ({"models": {"m": {"latency_slo": 5}}}, 'models.m.latency_slo: unknown key; allowed: prediction, latency_slo_ms, latency_p95_slo_ms, confidence_threshold, features, drift, alerts, labels; did you mean "latency_slo_ms"?'),
     ({"models": {"m": {"drift": {"default": {"methd": "psi"}}}}}, 'models.m.drift.default.methd: unknown key; allowed: method, threshold; did you mean "method"?'),
     # tables
     ({"windows": 5}, "windows: expected a table, got 5"),
@@ -928,3 +932,33 @@ def test_rule_language_checks_feature_names_of_declared_models() -> None:
         'models.m.alerts.features.plam: not a feature of the model (age, plan), got "plam"; did you mean "plan"?'
         in msg
     )
+
+
+def test_labels_table_parses() -> None:
+    from stream.label_config import LabelSpec
+
+    labels = {"horizon": "2d", "classes": ["no", "yes"], "positive_class": "no"}
+    cfg = parse_config(merged({"models": {"m": {"labels": labels}, "n": {}}}))
+    assert cfg.models["m"].labels == LabelSpec(2 * 86400.0, None, ("no", "yes"), "no")
+    assert cfg.models["n"].labels is None
+    assert LabelSpec(60.0, classes=("a", "b")).positive(("a", "b")) == "b"
+
+
+LABEL_ERRORS = [
+    ({}, 'models.m.labels.horizon: required: how long a prediction waits for its label, e.g. "7d"'),
+    ({"horizon": "soon"}, "models.m.labels.horizon"),
+    ({"horizon": "1d", "task": "ranking"}, 'models.m.labels.task: expected "classification" or "regression", got "ranking"'),
+    ({"horizon": "1d", "classes": ["a"]}, "models.m.labels.classes: expected 2 to 64 classes, got 1"),
+    ({"horizon": "1d", "classes": ["a", "a"]}, 'models.m.labels.classes: expected a list of distinct class names (strings), got ["a", "a"]'),
+    ({"horizon": "1d", "classes": [str(i) for i in range(65)]}, "models.m.labels.classes: expected 2 to 64 classes, got 65"),
+    ({"horizon": "1d", "classes": ["a", "b"], "positive_class": "c"}, 'models.m.labels.positive_class: "c" is not one of classes ["a", "b"]'),
+    ({"horizon": "1d", "classes": ["a", "b"], "task": "regression"}, "models.m.labels.classes: a regression has no classes; remove them or set task"),
+    ({"horizon": "1d", "window": 3}, "models.m.labels.window: unknown key; allowed: horizon, task, classes, positive_class"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("labels", "message"), LABEL_ERRORS)
+def test_labels_errors_name_key_and_value(labels: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(merged({"models": {"m": {"labels": labels}}}))
+    assert message in str(err.value), str(err.value)
