@@ -8,6 +8,7 @@ subcommand means writing those two functions and appending one entry.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from stream import alert_commands as acmd
 from stream import commands as cmd
 from stream import demo
 from stream import query_commands as qcmd
@@ -107,9 +109,9 @@ COMMANDS: list[Command] = [
     ),
     Command(
         "alerts",
-        "tail the alerts topic, or route alerts to sinks",
-        qcmd.add_alerts_arguments,
-        qcmd.run_alerts,
+        "tail live alerts, read past ones from Redis, or route alerts to sinks",
+        acmd.add_alerts_arguments,
+        acmd.run_alerts,
     ),
     Command(
         "mute",
@@ -142,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.run(args)
+    except BrokenPipeError:  # stdout's reader left (`| head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # for the exit flush
+        return 141  # 128 + SIGPIPE
     except (DriftlineError, OSError) as exc:
         print(f"driftline {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """CLI subcommands that work on a configuration: ``worker``, ``baseline``.
 
-The read-only ones (``status``, ``show``, ``alerts``) are in :mod:`stream.query_commands`.
+The read-only ones are in :mod:`stream.query_commands` (``status``, ``show``) and
+:mod:`stream.alert_commands` (``alerts tail|history|route``).
 """
 
 from __future__ import annotations

@@ -1,31 +1,27 @@
-"""CLI subcommands that read state: ``status``, ``show``, ``alerts tail`` (and ``alerts route``).
+"""CLI subcommands that read state: ``status`` and ``show``.
 
-``status`` and ``show`` read Redis through :class:`~stream.reader.StateReader`
-and print tables (``--json``: the data as JSON). ``alerts tail`` reads the
-alerts topic with ``assign()`` under a group id of its own
-(``driftline-alerts-tail-<uuid>``): no group join, nothing committed.
-``alerts route`` runs :class:`alerting.router.AlertRouter`.
+Both read Redis through :class:`~stream.reader.StateReader` and print tables
+(``--json``: the data as JSON). The formatting helpers and :func:`time_arg`
+are shared with the ``alerts`` subcommands (:mod:`stream.alert_commands`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from stream.exceptions import DriftlineError, StoreError
+from stream.exceptions import StoreError
 
 if TYPE_CHECKING:  # imported when a command runs, so the CLI starts fast
     from stream.reader import StateReader
 
-__all__ = ["add_alerts_arguments", "add_show_arguments", "add_status_arguments", "alert_line"]
-__all__ += ["run_alerts", "run_show", "run_status"]
+__all__ = ["add_show_arguments", "add_status_arguments", "run_show", "run_status", "time_arg"]
 
 # -- formatting --------------------------------------------------------------------------
 
@@ -151,13 +147,43 @@ def run_status(args: argparse.Namespace) -> int:
 # -- show -----------------------------------------------------------------------------------
 
 
+def time_arg(text: str) -> int:
+    """A time on the command line: epoch seconds, or ISO-8601 (UTC unless it names an offset).
+
+    Raises:
+        argparse.ArgumentTypeError: neither, so argparse prints a usage error.
+
+    Example:
+        >>> time_arg("1700000000"), time_arg("2026-11-24T10:00"), time_arg("2026-11-24T11:00+01:00")
+        (1700000000, 1795514400, 1795514400)
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected epoch seconds or an ISO-8601 UTC time like 2026-11-24T10:00, "
+                f"got {text!r}"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp()
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"expected a finite time, got {text!r}")
+    return math.floor(seconds)
+
+
 def _window_arg(text: str) -> int | str:
     if text in ("live", "latest"):
         return text
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected START, live or latest, got {text!r}") from None
+        return time_arg(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected START (epoch seconds or ISO-8601 UTC), live or latest, got {text!r}"
+        ) from None
 
 
 def add_show_arguments(parser: argparse.ArgumentParser) -> None:
@@ -168,7 +194,8 @@ def add_show_arguments(parser: argparse.ArgumentParser) -> None:
         type=_window_arg,
         default="latest",
         metavar="START|live|latest",
-        help="a closed window's start (epoch seconds), live (the open windows) or latest",
+        help="a closed window's start (epoch seconds or ISO-8601 UTC), live (the open "
+        "windows) or latest",
     )
 
 
@@ -250,108 +277,4 @@ def run_show(args: argparse.Namespace) -> int:
         _print_json(results if args.window == "live" else results[0])
     else:
         print("\n\n".join("\n".join(_show_lines(r)) for r in results))
-    return 0
-
-
-# -- alerts tail ----------------------------------------------------------------------------
-
-
-def add_alerts_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    tail = sub.add_parser("tail", help="print alert events as they are published")
-    _config_argument(tail, "print each alert as one line of JSON")
-    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
-    tail.add_argument("--model", default=None, help="only this model's alerts")
-    tail.add_argument("--max", type=int, default=None, metavar="N", help="stop after N alerts")
-    tail.add_argument("--timeout", type=float, default=None, metavar="S", help="stop after S s")
-    route = sub.add_parser(
-        "route", help="deliver alerts to the sinks of [[routes]] (webhook, Slack, email, ...)"
-    )
-    route.add_argument(
-        "-c", "--config", required=True, metavar="FILE", help="configuration file (TOML)"
-    )
-    route.add_argument("--timeout", type=float, default=None, metavar="S", help="stop after S s")
-
-
-def alert_line(a: dict[str, Any]) -> str:
-    """An alert as one line: time, severity, status, model, rule, feature, value/threshold."""
-    return "  ".join(
-        [
-            _utc(a.get("emitted_at")),
-            f"{a.get('severity', '-'):<8}",
-            f"{a.get('status', '-'):<8}",
-            str(a.get("model")),
-            str(a.get("rule")),
-            str(a.get("feature") or "-"),
-            f"{_f(a.get('value'))}/{_f(a.get('threshold'))}",
-            str(a.get("message", "")),
-        ]
-    )
-
-
-def _run_route(args: argparse.Namespace) -> int:
-    """``alerts route``: run the alert router until SIGTERM/SIGINT (or ``--timeout``)."""
-    from alerting.router import AlertRouter
-    from stream.config import load_config
-
-    router = AlertRouter(load_config(args.config))
-    router.install_signal_handlers()
-    stats = router.run(max_seconds=args.timeout)
-    print(
-        f"alert router stopped: {stats.consumed} alerts read, {stats.delivered} delivered, "
-        f"{stats.duplicates} duplicates skipped, {stats.failed} dead-lettered, "
-        f"{stats.malformed} malformed",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def run_alerts(args: argparse.Namespace) -> int:
-    """``alerts tail``: print alerts until ``--max``, ``--timeout`` or Ctrl-C; ``alerts route``.
-
-    Without ``--from-beginning`` only alerts produced after the start are
-    printed (by message time too, as some brokers under-report the end offset).
-    """
-    if args.action == "route":
-        return _run_route(args)
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
-
-    from stream.config import load_config
-
-    cfg = load_config(args.config)
-    topic, started = cfg.topics.alerts, time.time()
-    group = f"driftline-alerts-tail-{uuid.uuid4().hex}"
-    consumer = Consumer(cfg.consumer_conf(**{"group.id": group}))
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    printed = 0
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is None or meta.error is not None or not meta.partitions:
-            why = "" if meta is None else f": {meta.error}"
-            raise DriftlineError(f"alerts topic {topic!r} not found{why}")
-        offset = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, offset) for p in sorted(meta.partitions)])
-        while args.max is None or printed < args.max:
-            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
-            if wait <= 0:
-                break
-            msg = consumer.poll(wait)
-            if msg is None or msg.error() is not None:
-                continue
-            kind, ts_ms = msg.timestamp()
-            if not args.from_beginning and kind and ts_ms < started * 1000:
-                continue
-            try:
-                alert = orjson.loads(msg.value() or b"")
-            except orjson.JSONDecodeError:
-                print(f"skipped a malformed alert at offset {msg.offset()}", file=sys.stderr)
-                continue
-            if not isinstance(alert, dict) or args.model not in (None, alert.get("model")):
-                continue
-            print(orjson.dumps(alert).decode() if args.json else alert_line(alert), flush=True)
-            printed += 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
     return 0

@@ -1,12 +1,13 @@
 """Reading window state from Redis: the query side, read-only.
 
-:class:`StateReader` answers what monitoring dashboards, the ``status`` and
-``show`` commands and other programs ask of the state the workers keep
-(key schema: :mod:`stream.keys`): the models with a baseline, the closed
-windows and their results, per-feature history, the windows still open
-(merged over partitions right now, as partial results), and each partition's
-offset, watermark and dead letters. It never writes, and it never raises on an
-unknown model or window: the answer is ``None`` or empty.
+:class:`StateReader` answers what monitoring dashboards, the ``status``,
+``show`` and ``alerts history`` commands and other programs ask of the state
+the workers keep (key schema: :mod:`stream.keys`): the models with a baseline,
+the closed windows, their results and the alerts published for them,
+per-feature history, the windows still open (merged over partitions right now,
+as partial results), and each partition's offset, watermark and dead letters.
+It never writes, and it never raises on an unknown model or window: the
+answer is ``None`` or empty.
 
 Example::
 
@@ -14,6 +15,7 @@ Example::
     for start in reader.windows("churn", limit=3):
         print(start, reader.result("churn", start)["drifted_features"])
     print(reader.history("churn", "income", "drift"))
+    print(reader.alerts("churn", limit=10))  # the 10 newest alert events, oldest first
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ def _num(text: str) -> float | int:
         return int(text)
     except ValueError:
         return float(text)
+
+
+def _alert_event(entry: Any, model: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """A result's ``alerts`` entry as an event dict (a bare id: a stub)."""
+    if isinstance(entry, dict):
+        return entry
+    return {"alert_id": str(entry), "model": model, "window": result.get("window")}
 
 
 def _total_dead(parts: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -168,6 +177,52 @@ class StateReader:
         """The newest closed window's result, or ``None``."""
         starts = self.windows(model, limit=1)
         return self.result(model, starts[0]) if starts else None
+
+    def alerts(
+        self,
+        model: str,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Alert events published for closed windows, oldest window first.
+
+        They are read from the stored window results (their ``alerts``), so
+        they outlive the alerts topic's retention and last as long as the
+        results (``windows.retention``). Within a window the published order
+        is kept. An entry stored as a bare alert id (by closers before the
+        events were kept) comes back as a stub ``{"alert_id", "model",
+        "window"}`` without the other fields.
+
+        Args:
+            since: only windows starting at or after this (epoch seconds).
+            until: only windows starting before this.
+            limit: only the newest ``limit`` alerts (of those ``where`` keeps).
+            where: keep only the alerts for which this returns ``True``.
+        """
+        if limit is not None and limit <= 0:
+            return []
+        key, low = self.keys.closed_windows(model), "-inf" if since is None else str(int(since))
+        high = "+inf" if until is None else f"({int(until)}"
+        newest_first: list[list[dict[str, Any]]] = []
+        found = 0
+        while limit is None or found < limit:
+            page = [int(_s(s)) for s in self.client.zrevrangebyscore(key, high, low, 0, 100)]
+            if not page:
+                break
+            high = f"({page[-1]}"  # by score, not offset: windows closing meanwhile shift nothing
+            raws = self.client.mget([self.keys.result(model, s) for s in page])
+            for raw in raws:
+                if raw is None:  # expired since the index was read
+                    continue
+                res = orjson.loads(raw)
+                got = [_alert_event(a, model, res) for a in res.get("alerts") or ()]
+                got = [a for a in got if where is None or where(a)]
+                newest_first.append(got)
+                found += len(got)
+        out = [a for window in reversed(newest_first) for a in window]
+        return out if limit is None else out[max(0, len(out) - limit) :]
 
     def history(self, model: str, feature: str, metric: str) -> list[tuple[int, float]]:
         """``(window start, value)`` of one feature metric, ascending by start.

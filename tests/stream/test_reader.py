@@ -259,7 +259,9 @@ def test_show_command(state: dict[str, Any], capsys: pytest.CaptureFixture[str])
 
 def test_alerts_tail(state: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     reader = StateReader.from_config(state["cfg"])
-    published = [a for s in STARTS[:N_CLOSED] for a in closed_result(reader, s)["alerts"]]
+    published = [
+        a["alert_id"] for s in STARTS[:N_CLOSED] for a in closed_result(reader, s)["alerts"]
+    ]
     assert published
     argv = ["alerts", "tail", "-c", state["path"], "--timeout", "20"]
     assert main([*argv, "--from-beginning", "--max", str(len(published))]) == 0
