@@ -297,7 +297,7 @@ RULES = [
     ({"models": {"m": {"confidence_threshold": 1.5}}}, "models.m.confidence_threshold: expected a number from 0 to 1, got 1.5"),
     ({"models": {"m": {"features": {"age": "integer"}}}}, 'models.m.features.age: expected one of "numeric", "categorical", "boolean", got "integer"'),
     ({"models": {"m": {"features": {"age": {"kind": "numeric"}}}}}, 'models.m.features.age: expected one of "numeric", "categorical", "boolean", got a table; drift settings go in [models.m.drift]'),
-    ({"models": {"m": {"features": ["age"]}}}, "models.m.features: expected a table, got ['age']"),
+    ({"models": {"m": {"features": ["age"]}}}, "models.m.features: expected a table, got [\"age\"]"),
     ({"models": {"m": {"features": {"": "numeric"}}}}, 'models.m.features: keys must be non-empty strings, got ""'),
     ({"models": {"m": {"drift": {"age": {"method": "kss"}}}}}, 'models.m.drift.age.method: unknown drift method "kss"; known: ' + ", ".join(METHODS) + '; did you mean "ks"?'),
     ({"models": {"m": {"drift": {"age": {"method": 3}}}}}, "models.m.drift.age.method: unknown drift method 3"),
