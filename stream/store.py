@@ -63,7 +63,7 @@ for w = 1, nwin do
   local bv = ARGV[a + 5]
   local held = redis.call('HGET', KEYS[2 + w], '@n|n|bv')
   if bv ~= '' and held and held ~= bv then return {'version', model, ARGV[a + 1], held} end
-  a = a + 6 + 3 * nops
+  a = a + 7 + 3 * nops
 end
 -- pass 2: apply
 a = 9
@@ -71,7 +71,8 @@ for w = 1, nwin do
   local k = KEYS[2 + w]
   local member, score, nops = ARGV[a + 3], ARGV[a + 2], tonumber(ARGV[a + 4])
   if ARGV[a + 5] ~= '' then redis.call('HSETNX', k, '@n|n|bv', ARGV[a + 5]) end
-  a = a + 6
+  local wttl = tonumber(ARGV[a + 6]) or ttl
+  a = a + 7
   for i = 1, nops do
     local code, f, v = ARGV[a], ARGV[a + 1], ARGV[a + 2]
     a = a + 3
@@ -93,12 +94,17 @@ for w = 1, nwin do
         redis.call('HSET', k, f, v)
       else
         if #old ~= #v then return redis.error_reply('vector length differs for ' .. f) end
-        local n = #v / 8
-        local fmt = '<' .. string.rep('d', n)
-        local x = {struct.unpack(fmt, old)}
-        local y = {struct.unpack(fmt, v)}
-        for j = 1, n do x[j] = x[j] + y[j] end
-        redis.call('HSET', k, f, struct.pack(fmt, unpack(x, 1, n)))
+        -- in chunks: Lua unpacks at most a few thousand values at once
+        local out = {}
+        for c = 1, #v, 8 * 512 do
+          local piece = math.min(8 * 512, #v - c + 1)
+          local fmt = '<' .. string.rep('d', piece / 8)
+          local x = {struct.unpack(fmt, string.sub(old, c, c + piece - 1))}
+          local y = {struct.unpack(fmt, string.sub(v, c, c + piece - 1))}
+          for j = 1, piece / 8 do x[j] = x[j] + y[j] end
+          out[#out + 1] = struct.pack(fmt, unpack(x, 1, piece / 8))
+        end
+        redis.call('HSET', k, f, table.concat(out))
       end
     elseif code == 'k' then
       local cut = string.find(f, '|c|', 1, true)
@@ -113,8 +119,8 @@ for w = 1, nwin do
       end
     end
   end
-  redis.call('EXPIRE', k, ttl)
-  redis.call('ZADD', openk, score, member)
+  redis.call('EXPIRE', k, wttl)
+  if member ~= '' then redis.call('ZADD', openk, score, member) end
 end
 local nparts = tonumber(ARGV[a])
 a = a + 1
@@ -167,6 +173,10 @@ class WindowWrite:
     end: int
     ops: list[Op] = field(default_factory=list)
     version: str = ""  # the baseline version the deltas are binned on
+    # another hash of the partition's slot instead of the window's delta hash
+    # (not indexed as an open window), e.g. the label join's labelled ids
+    key: str | None = None
+    ttl_s: int | None = None  # expiry of this hash (default: the store's retention)
 
 
 @dataclass(frozen=True)
@@ -272,9 +282,10 @@ class StateStore:
             str(len(windows)),
         ]
         for w in windows:
-            keys.append(self.keys.window_delta(topic, partition, w.model, w.start))
-            member = f"{w.model}|{w.start}"
+            keys.append(w.key or self.keys.window_delta(topic, partition, w.model, w.start))
+            member = "" if w.key else f"{w.model}|{w.start}"
             args += [w.model, str(w.start), str(w.end), member, str(len(w.ops)), w.version]
+            args.append("" if w.ttl_s is None else str(max(1, int(w.ttl_s))))
             for op in w.ops:
                 args.extend(op)
         items = list((counters or {}).items())

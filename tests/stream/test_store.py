@@ -194,3 +194,29 @@ def test_a_window_stays_on_one_baseline_version(store: StateStore, baseline: Any
     assert store.partition_states("t", [0])[0].offset == 1  # nothing applied
     # the next window may use the new version
     assert store.flush("t", 0, "w", 1, 2, fold_of(other, rows, 60).writes(), 1.0, 1.0).ok
+
+
+def test_long_vectors_add_and_side_hashes_keep_their_own_expiry(
+    store: StateStore, redis_client: Any, key_prefix: str
+) -> None:
+    from stream.store import WindowWrite
+
+    rng = np.random.default_rng(5)
+    a, b = rng.random(20_000), rng.random(20_000)  # more values than Lua unpacks at once
+    side = f"{key_prefix}:{{p:t:0}}:seen:m:7"
+    assert store.claim("t", 0, "w") is None
+
+    def write(vec: np.ndarray, ident: str) -> list[WindowWrite]:
+        return [
+            WindowWrite("m", 0, 60, [("v", "q|v", vec.astype("<f8").tobytes())], ttl_s=90_000),
+            WindowWrite("m", 7, 8, [("=", ident, "1")], key=side, ttl_s=500),
+        ]
+
+    assert store.flush("t", 0, "w", None, 1, write(a, "x"), None, 1.0).ok
+    assert store.flush("t", 0, "w", 1, 2, write(b, "y"), None, 1.0).ok
+    (delta,) = store.window_deltas("t", [0], "m", 0)
+    assert np.array_equal(np.frombuffer(delta["q|v"], "<f8"), a + b)
+    assert redis_client.hgetall(side) == {b"x": b"1", b"y": b"1"}
+    assert 400 < redis_client.ttl(side) <= 500
+    assert redis_client.ttl(Keys(key_prefix).window_delta("t", 0, "m", 0)) > 80_000
+    assert store.open_windows("t", [0]) == {("m", 0): 60}  # the side hash is no window
