@@ -39,6 +39,11 @@ REASONS: tuple[str, ...] = (
     "too_large",
     "too_late",
     "no_baseline",
+    # labels (stream.labels): the join could not use a well-formed label
+    "labels_off",
+    "unknown_id",
+    "expired",
+    "duplicate_label",
 )
 
 _KINDS = ("numeric", "categorical", "boolean")

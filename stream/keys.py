@@ -33,6 +33,20 @@ Keys (``P`` the prefix, ``T`` the predictions topic, ``N`` a partition,
 * ``P:{m:M}:mute`` (hash): ``<rule>|<feature>`` (``*`` for any) → mute expiry
   (epoch seconds).
 * ``P:models`` (set): models with a baseline.
+
+Labels (``L`` the labels topic; :mod:`stream.label_join`):
+
+* ``P:{pr:M:S}:<bucket>`` (hash): prediction id → packed record (time,
+  prediction, class probabilities) of model ``M`` for the join, ``S`` =
+  CRC-32 of the id mod 16, ``bucket`` = prediction time // label horizon;
+  expires two horizons after its last write.
+* ``P:{p:L:N}:off`` and ``:open``: as for predictions, for label partitions.
+* ``P:{p:L:N}:w:<model>:<start>`` (hash): this label partition's additive
+  quality state for the window of the labelled predictions.
+* ``P:{p:L:N}:seen:<model>:<bucket>`` (hash): ids already labelled (a
+  duplicate never counts twice).
+* ``P:{m:M}:quality:<start>`` (string): the window's quality (JSON), updated as
+  labels arrive.
 """
 
 from __future__ import annotations
@@ -90,6 +104,15 @@ class Keys:
 
     def window_delta(self, topic: str, partition: int, model: str, start: int) -> str:
         return f"{self._p(topic, partition)}:w:{model}:{start}"
+
+    def predictions(self, model: str, shard: int, bucket: int) -> str:
+        return f"{self.prefix}:{{pr:{model}:{shard}}}:{bucket}"
+
+    def labelled(self, topic: str, partition: int, model: str, bucket: int) -> str:
+        return f"{self._p(topic, partition)}:seen:{model}:{bucket}"
+
+    def quality(self, model: str, start: int) -> str:
+        return f"{self._m(model)}:quality:{start}"
 
     def baseline_index(self, model: str) -> str:
         return f"{self._m(model)}:base"
