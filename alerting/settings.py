@@ -39,10 +39,12 @@ __all__ = [
     "DEFAULT_TIERS",
     "FEATURE_TREND_METRICS",
     "MODEL_TREND_METRICS",
+    "QUALITY_METRICS",
     "TREND_METRICS",
     "Direction",
     "FeatureOverride",
     "KOfM",
+    "QualitySettings",
     "RuleSettings",
     "Tiers",
     "TrendRule",
@@ -148,6 +150,37 @@ class FeatureOverride:
     off: frozenset[str] = frozenset()  # rules switched off for this feature
 
 
+#: metrics a quality rule may watch (see :mod:`alerting.quality_rules`)
+QUALITY_METRICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "r2",
+    "log_loss",
+    "ece",
+    "mae",
+    "mse",
+    "rmse",
+    "mape",
+)
+
+
+def _default_quality() -> Mapping[str, Tiers]:
+    return MappingProxyType({"accuracy": _tiers(critical=0.05)})
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """``[alerts.quality]``: margins per metric and severity, and the labels a
+    window needs before its quality may alert (:mod:`alerting.quality_rules`)."""
+
+    min_labels: int = 100
+    metrics: Mapping[str, Tiers] = field(default_factory=_default_quality)
+
+
 @dataclass(frozen=True)
 class RuleSettings:
     """Thresholds of the rules (see :mod:`alerting.rules`) and this module's extras."""
@@ -168,6 +201,7 @@ class RuleSettings:
     trends: tuple[TrendRule, ...] = ()
     k_of_m: tuple[KOfM, ...] = ()
     features: Mapping[str, FeatureOverride] = field(default_factory=dict)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     def for_feature(self, name: str) -> RuleSettings:
         """These settings with ``name``'s overrides applied."""

@@ -56,9 +56,11 @@ from typing import Any
 from alerting.events import SEVERITIES
 from alerting.lifecycle import Lifecycle
 from alerting.settings import (
+    QUALITY_METRICS,
     TREND_METRICS,
     FeatureOverride,
     KOfM,
+    QualitySettings,
     RuleSettings,
     Tiers,
     TrendRule,
@@ -95,6 +97,7 @@ ALERT_KEYS = (
     "trend",
     "k_of_m",
     "features",
+    "quality",
 )
 FEATURE_KEYS = (
     "min_samples",
@@ -105,6 +108,7 @@ FEATURE_KEYS = (
     "off",
 )
 #: rules of the model that ``off`` may name (besides trend and k-of-m rules)
+QUALITY_RULES = tuple(f"quality_{m}" for m in QUALITY_METRICS)
 BUILTIN_RULES = (
     "feature_drift",
     "prediction_drift",
@@ -117,6 +121,7 @@ BUILTIN_RULES = (
     "missing_rate",
     "out_of_range",
     "unseen_categories",
+    *QUALITY_RULES,
 )
 FEATURE_RULES = ("feature_drift", "missing_rate", "out_of_range", "unseen_categories")
 _TREND_KEYS = ("metric", "windows", "slope", "direction", "severity", "feature")
@@ -348,6 +353,34 @@ def _feature_overrides(
     return out
 
 
+def _quality(t: Table, base: QualitySettings) -> QualitySettings:
+    """``[alerts.quality]`` on top of ``base``: ``min_labels`` and margins per metric."""
+    if "quality" not in t.data:
+        return base
+    q = t.sub("quality", ("min_labels", *QUALITY_METRICS))
+    min_labels = q.get("min_labels", base.min_labels, _count(1), "an integer ≥ 1")
+    metrics = dict(base.metrics)
+    for metric in QUALITY_METRICS:
+        if metric not in q.data:
+            continue
+        e = q.sub(metric, SEVERITIES)
+        levels = {k: e.data[k] for k in SEVERITIES if k in e.data}
+        bad = [k for k, v in levels.items() if not _positive(v)]
+        for k in bad:
+            e.error(k, f"expected a margin > 0, got {show(levels[k])}")
+        values = list(levels.values())
+        if not e.ok or bad:
+            continue
+        if not levels:
+            e.error(None, f"expected at least one of {', '.join(SEVERITIES)}")
+        elif not all(a < b for a, b in itertools.pairwise(values)):
+            shown = ", ".join(f"{k} = {v:g}" for k, v in levels.items())
+            e.error(None, f"margins must grow with severity, got {shown}")
+        else:
+            metrics[metric] = {k: float(v) for k, v in levels.items()}  # type: ignore[misc]
+    return QualitySettings(min_labels, metrics)
+
+
 def parse_alerts(t: Table, base: AlertSettings, features: Sequence[str] = ()) -> AlertSettings:
     """``[alerts]``-style table ``t`` on top of ``base``; ``features``: the
     model's declared features (empty: not checked)."""
@@ -371,6 +404,7 @@ def parse_alerts(t: Table, base: AlertSettings, features: Sequence[str] = ()) ->
             t.get("out_of_range_share", r.out_of_range_share, _share, "a share in (0, 1]")
         ),
         unseen_share=float(t.get("unseen_share", r.unseen_share, _share, "a share in (0, 1]")),
+        quality=_quality(t, r.quality),
         fdr=t.get("fdr", r.fdr, lambda v: _share(v) and v < 1, "a false-discovery rate in (0, 1)"),
         severity=_severity_tables(t, r),
     )

@@ -194,6 +194,8 @@ def build_baseline(
     progress: Callable[[str], None] | None = None,
     methods: MethodFor | None = None,
     now: Callable[[], float] = time.time,
+    proba_column: str | None = None,
+    positive_class: str | None = None,
 ) -> Baseline:
     """Reference sketches for every feature column and the prediction.
 
@@ -208,8 +210,14 @@ def build_baseline(
         progress: called with each feature name as it is summarised.
         methods: the drift method configured for a feature; its noise floor is
             stored besides the default method's (see :mod:`sketches.noise`).
+        proba_column: the model's probability of the positive class on the
+            training set (binary classifiers; not a feature).
+        positive_class: the class ``proba_column`` refers to (default: the last).
+
+    With ``label_column`` the metadata also gets the task, classes, training
+    quality and calibrator (:func:`stream.quality_baseline.quality_meta`).
     """
-    reserved = {c for c in (label_column, prediction_column) if c}
+    reserved = {c for c in (label_column, prediction_column, proba_column) if c}
     missing_cols = sorted(c for c in reserved if c not in columns)
     if missing_cols:
         raise BaselineError(
@@ -245,6 +253,20 @@ def build_baseline(
         pkind: Kind = "numeric" if infer_kind(pvals) == "numeric" else "categorical"
         pred = _with_null(_feature(PREDICTION, pkind, pvals), rows, None)
     created = now()
+    meta: dict[str, Any] = {"label_column": label_column, "prediction_column": prediction_column}
+    if proba_column:
+        meta["proba_column"] = proba_column
+    if label_column:
+        from stream.quality_baseline import quality_meta  # scikit-free, but not needed otherwise
+
+        meta.update(
+            quality_meta(
+                columns[label_column],
+                columns[prediction_column] if prediction_column else None,
+                columns[proba_column] if proba_column else None,
+                positive_class,
+            )
+        )
     return Baseline(
         model,
         version or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created)),
@@ -252,7 +274,7 @@ def build_baseline(
         features,
         pred,
         created,
-        meta={"label_column": label_column, "prediction_column": prediction_column},
+        meta=meta,
     )
 
 
@@ -329,7 +351,8 @@ class BaselineStore:
             if name in features:
                 features[name].null = null
         ordered = {n: features[n] for n in meta.get("features", features) if n in features}
-        extra = {k: v for k, v in meta.items() if k in ("label_column", "prediction_column")}
+        own = ("model", "version", "rows", "created_at", "source", "features")
+        extra = {k: v for k, v in meta.items() if k not in own}
         return Baseline(
             model,
             version,

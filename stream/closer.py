@@ -34,6 +34,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 
 from alerting.lifecycle import dump_state, load_state
@@ -42,6 +43,7 @@ from sketches import CategoricalCounter, QuantileSketch, ReferenceHistogram
 from stream.baseline import Baseline
 from stream.fold import WindowSketches
 from stream.mutes import MuteStore
+from stream.quality import close_quality
 from stream.results import window_result
 
 __all__ = ["WindowCloser", "load_sketches", "sketch_fields", "watermark"]
@@ -96,6 +98,8 @@ def sketch_fields(sk: WindowSketches) -> dict[str, bytes]:
         out[f"c:{name}"] = c.to_bytes()
     if sk.prediction is not None:
         out["@prediction"] = sk.prediction.to_bytes()
+    if sk.scores is not None:
+        out["@score"] = sk.scores.astype("<f8").tobytes()
     return out
 
 
@@ -118,6 +122,8 @@ def load_sketches(raw: Mapping[Any, bytes]) -> WindowSketches | None:
             sk.hist[key[2:]] = ReferenceHistogram.from_bytes(value)
         elif key.startswith("c:"):
             sk.cats[key[2:]] = CategoricalCounter.from_bytes(value)
+    if "@score" in f:
+        sk.scores = np.frombuffer(f["@score"], dtype="<f8").astype(np.float64)
     if "@prediction" in f:
         blob = f["@prediction"]
         try:
@@ -211,6 +217,11 @@ class WindowCloser:
             spec,
             self._recent_counts(model, start),
             w.clock(),
+        )
+        mq = w.labels.models.get(model) if w.labels is not None else None
+        so_far = r.get(keys.quality(model, start)) if mq is not None else None
+        result["quality"] = close_quality(
+            current.scores, baseline.meta, mq, orjson.loads(so_far) if so_far else None
         )
         state = load_state(prev_result.get("rule_state", []))
         alerts = w.config.alerts_for(model)

@@ -68,6 +68,12 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
     reg.add_argument(
         "--prediction-column", default=None, help="predictions on the training set (not a feature)"
     )
+    reg.add_argument(
+        "--proba-column",
+        default=None,
+        help="binary classifiers: the positive class's probability on the training set "
+        "(calibrates the estimated quality; not a feature)",
+    )
     reg.add_argument("--version", default=None, help="version name (default: a UTC timestamp)")
 
 
@@ -88,7 +94,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     print(f"reading {args.data} ...", file=sys.stderr)
     columns = read_table(args.data)
     kinds: dict[str, Any] | None = {f.name: f.kind for f in spec.features} or None
-    total = len(columns) - sum(1 for c in (args.label_column, args.prediction_column) if c)
+    reserved = (args.label_column, args.prediction_column, args.proba_column)
+    total = len(columns) - sum(1 for c in reserved if c)
     done = [0]
 
     def progress(name: str) -> None:
@@ -107,6 +114,8 @@ def run_baseline(args: argparse.Namespace) -> int:
         version=args.version,
         progress=progress,
         methods=lambda name, kind, rows: drift_method(name, kind, spec, rows)[0],
+        proba_column=args.proba_column,
+        positive_class=spec.labels.positive_class if spec.labels else None,
     )
     base.source = str(args.data)
     print(file=sys.stderr)

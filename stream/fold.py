@@ -12,8 +12,11 @@ Window fields are ``<feature>|<sketch>|<field>`` with the feature name
 percent-encoded (:func:`~stream.keys.quote_name`) and reserved names starting
 with ``@`` (which encoding never produces): ``@n`` (events), ``@prediction``,
 ``@latency``, ``@conf`` (``n`` with a probability, ``s`` sum of top
-probabilities, ``lt`` below the confidence threshold) and ``@dlq``
-(``<reason>`` → dead letters of this model and window).
+probabilities, ``lt`` below the confidence threshold), ``@dlq``
+(``<reason>`` → dead letters of this model and window) and ``@score|v|v``
+(binary classifiers whose labels are joined: counts of the positive class's
+probability in the uniform bins of :mod:`sketches.estimation`, from which the
+quality is estimated before labels arrive).
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sketches import CategoricalCounter, QuantileSketch, ReferenceHistogram
+from sketches.estimation import DEFAULT_BINS as SCORE_BINS
+from sketches.estimation import score_counts
 from stream.baseline import PREDICTION, Baseline
+from stream.event_types import proba_matrix
 from stream.keys import SEP, quote_name, unquote_name
 from stream.store import Op, WindowWrite, format_number
 
@@ -45,7 +51,7 @@ __all__ = [
     "window_start",
 ]
 
-COUNT, LATENCY, CONF, DLQ = "@n", "@latency", "@conf", "@dlq"
+COUNT, LATENCY, CONF, DLQ, SCORE = "@n", "@latency", "@conf", "@dlq", "@score"
 _OPS = {"add": "i", "min": "<", "max": ">", "const": "="}
 
 
@@ -117,9 +123,13 @@ def sketch_ops(prefix: str, sketch: Any) -> list[Op]:
 class WindowFold:
     """The sketches of one (model, window) accumulated since the last flush."""
 
-    def __init__(self, baseline: Baseline, confidence_threshold: float = 0.5) -> None:
+    def __init__(
+        self, baseline: Baseline, confidence_threshold: float = 0.5, positive: str | None = None
+    ) -> None:
         self.baseline = baseline
         self.confidence_threshold = confidence_threshold
+        self.positive = positive  # the class whose probabilities are binned (``@score``)
+        self.scores = np.zeros(SCORE_BINS) if positive is not None else None
         self.n = 0
         self.hist: dict[str, ReferenceHistogram] = {}
         self.cats: dict[str, CategoricalCounter] = {}
@@ -165,6 +175,11 @@ class WindowFold:
             self.conf_n += int(conf.size)
             self.conf_sum += float(conf.sum())
             self.conf_below += int((conf < self.confidence_threshold).sum())
+        if self.scores is not None and self.positive is not None and conf.size:
+            score = proba_matrix(batch, [self.positive])[idx, 0]
+            score = score[~np.isnan(score)]
+            if score.size:
+                self.scores += score_counts(np.clip(score, 0.0, 1.0), SCORE_BINS)
 
     def dead_letter(self, reason: str, n: int = 1) -> None:
         """Count dead letters attributed to this model and window."""
@@ -191,6 +206,8 @@ class WindowFold:
             out.append(("i", f"{CONF}{SEP}n{SEP}lt", str(self.conf_below)))
         for reason, n in self.dlq.items():
             out.append(("i", f"{DLQ}{SEP}n{SEP}{reason}", str(n)))
+        if self.scores is not None and self.scores.any():
+            out.append(("v", f"{SCORE}{SEP}v{SEP}v", self.scores.astype("<f8").tobytes()))
         return out
 
 
@@ -203,16 +220,31 @@ class PartitionFold:
     counters: dict[str, int] = field(default_factory=dict)
     max_event_time: float | None = None
     messages: int = 0
+    # the label join's prediction records, by model: ids, times, packed records
+    records: dict[str, tuple[list[str], list[NDArray[np.float64]], list[bytes]]] = field(
+        default_factory=dict
+    )
 
-    def window(self, baseline: Baseline, start: int, threshold: float = 0.5) -> WindowFold:
+    def window(
+        self, baseline: Baseline, start: int, threshold: float = 0.5, positive: str | None = None
+    ) -> WindowFold:
         key = (baseline.model, start)
         w = self.windows.get(key)
         if w is None:
-            w = self.windows[key] = WindowFold(baseline, threshold)
+            w = self.windows[key] = WindowFold(baseline, threshold, positive)
         return w
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def remember(
+        self, model: str, ids: list[str], ts: NDArray[np.float64], records: list[bytes]
+    ) -> None:
+        """Keep prediction records for the label join (written before the flush)."""
+        held = self.records.setdefault(model, ([], [], []))
+        held[0].extend(ids)
+        held[1].append(ts)
+        held[2].extend(records)
 
     def saw(self, max_ts: float) -> None:
         if self.max_event_time is None or max_ts > self.max_event_time:
@@ -242,6 +274,7 @@ class WindowSketches:
     conf_sum: float = 0.0
     conf_below: int = 0
     dlq: dict[str, int] = field(default_factory=dict)
+    scores: NDArray[np.float64] | None = None  # ``@score`` counts, when kept
 
     @classmethod
     def from_deltas(
@@ -278,6 +311,9 @@ class WindowSketches:
                 self.dlq[reason] = self.dlq.get(reason, 0) + int(n)
         elif name == LATENCY:
             self.latency.merge(QuantileSketch.from_fields(fields))
+        elif name == SCORE:
+            v = np.frombuffer(fields["v"], dtype="<f8").astype(np.float64)
+            self.scores = v if self.scores is None else self.scores + v
         elif name == PREDICTION:
             self._merge_into(self.prediction, kind, fields)
         else:

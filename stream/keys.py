@@ -47,6 +47,8 @@ Labels (``L`` the labels topic; :mod:`stream.label_join`):
   duplicate never counts twice).
 * ``P:{m:M}:quality:<start>`` (string): the window's quality (JSON), updated as
   labels arrive.
+* ``P:{m:M}:qstate`` (hash): quality rule → ``{"firing", "start"}`` (JSON), the
+  quality alerts' lifecycle.
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class Keys:
 
     def quality(self, model: str, start: int) -> str:
         return f"{self._m(model)}:quality:{start}"
+
+    def quality_state(self, model: str) -> str:
+        return f"{self._m(model)}:qstate"
 
     def baseline_index(self, model: str) -> str:
         return f"{self._m(model)}:base"

@@ -12,8 +12,9 @@ class (NaN where not given): ``16 + 4 k`` bytes.
 Records live in hashes ``P:{pr:<model>:<shard>}:<bucket>`` (:mod:`stream.keys`):
 16 shards by CRC-32 of the id, so one model's records spread over the
 cluster's slots, and buckets of one horizon of prediction time, so a label at
-time ``L`` finds its prediction in the buckets of ``L - horizon`` to ``L`` (one
-more on each side for clock skew). A bucket expires two horizons after its
+time ``L`` finds its prediction in the buckets of ``L - 2 horizons`` to ``L``
+(and one more for clock skew), so that one up to two horizons old is found and
+reported ``expired`` rather than unknown. A bucket expires two horizons after its
 last write; a label found for a prediction older than the horizon is
 ``expired``, one not found at all is ``unknown_id``. An id logged twice keeps
 its last record.
@@ -160,7 +161,7 @@ class PredictionStore:
         for ident, t in zip(ids, label_ts.tolist(), strict=True):
             b, s = self._bucket(t, horizon_s), shard_of(ident)
             probes = []
-            for bucket in (b, b - 1, b + 1):
+            for bucket in (b, b - 1, b - 2, b + 1):
                 key = self.keys.predictions(model, s, bucket)
                 got = fields.setdefault(key, [])
                 probes.append((key, len(got)))

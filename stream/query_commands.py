@@ -223,6 +223,48 @@ def _feature_row(name: str, f: dict[str, Any]) -> list[str]:
     ]
 
 
+_QUALITY_SHOWN = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "rmse",
+    "mae",
+    "r2",
+)
+
+
+def _quality_lines(q: dict[str, Any] | None) -> list[str]:
+    """``quality`` of a result: realised (with coverage), estimated, baseline."""
+    if not q:
+        return []
+    real = q.get("realised") or {}
+    metrics = real.get("metrics") or {}
+    macro = metrics.get("macro") or {}
+    shown = {k: metrics.get(k, macro.get(k)) for k in _QUALITY_SHOWN}
+    values = ", ".join(f"{k} {_f(v)}" for k, v in shown.items() if v is not None)
+    cover = real.get("coverage")
+    labelled = real.get("labelled") or 0
+    head = f"{labelled} labels" + ("" if cover is None else f" ({_pct(cover)} of the window)")
+    out = [f"quality      {head}: {values or 'no labels yet'}"]
+    delay = real.get("delay_s") or {}
+    if delay.get("p50") is not None:
+        out.append(f"label delay  p50 {_f(delay['p50'])} s, p90 {_f(delay.get('p90'))} s")
+    est = q.get("estimated")
+    if est:
+        keys = ("accuracy", "precision", "recall", "f1", "roc_auc")
+        out.append("estimated    " + ", ".join(f"{k} {_f(est.get(k))}" for k in keys))
+    base = q.get("baseline") or {}
+    if base:
+        out.append(
+            "baseline     "
+            + ", ".join(f"{k} {_f(base.get(k))}" for k in _QUALITY_SHOWN if base.get(k) is not None)
+        )
+    return out
+
+
 def _show_lines(r: dict[str, Any]) -> list[str]:
     w, c, lat, vol = r["window"], r["confidence"], r["latency_ms"], r["volume"]
     state = "LIVE (partial: still open)" if r.get("partial") else "closed"
@@ -247,6 +289,7 @@ def _show_lines(r: dict[str, Any]) -> list[str]:
         f"latency ms   {quantiles} (n {lat['count']})",
         f"dead letters {_counts(r['dead_letters']) or 'none'}",
     ]
+    out += _quality_lines(r.get("quality"))
     if not r.get("partial"):
         n = len(r.get("alerts", []))
         out.append(f"alerts       firing: {_firing(r.get('firing', []))}; {n} events published")

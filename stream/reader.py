@@ -166,12 +166,27 @@ class StateReader:
         return [int(_s(r)) for r in rows]
 
     def result(self, model: str, start: int) -> dict[str, Any] | None:
-        """A closed window's result (:mod:`stream.results`), or ``None``."""
+        """A closed window's result (:mod:`stream.results`), or ``None``.
+
+        For a model whose labels are joined, ``quality.realised`` is the
+        window's quality now (:meth:`quality`), not as it was at close.
+        """
         raw = self.client.get(self.keys.result(model, int(start)))
         if raw is None:
             return None
         out: dict[str, Any] = orjson.loads(raw)
+        if out.get("quality") is not None:
+            now = self.quality(model, start)
+            if now is not None:
+                out["quality"]["realised"] = now
         return out
+
+    def quality(self, model: str, start: int) -> dict[str, Any] | None:
+        """A window's quality from the labels joined so far (:mod:`stream.quality`):
+        ``labelled``, ``predictions``, ``coverage``, ``delay_s``, ``metrics``,
+        ``estimated``, ``gaps``; ``None`` before the first label."""
+        raw = self.client.get(self.keys.quality(model, int(start)))
+        return None if raw is None else dict(orjson.loads(raw))
 
     def latest(self, model: str) -> dict[str, Any] | None:
         """The newest closed window's result, or ``None``."""

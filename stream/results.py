@@ -12,6 +12,9 @@ the window summary. Shape (``schema: 1``; keys are always present)::
     prediction FEATURE | None, confidence {n, mean_top, share_below, threshold},
     latency_ms {count, p50, p90, p95, p99, max}
 
+The closer adds ``quality`` (:func:`stream.quality.close_quality`; ``None``
+for a model that joins no labels), ``firing``, ``rule_state`` and ``alerts``.
+
     FEATURE = kind, count (non-missing), missing, missing_rate,
       numeric:     mean, std, min, max, quantiles {p05, p25, p50, p75, p95},
                    out_of_range_share

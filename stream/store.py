@@ -23,17 +23,45 @@ neither loses nor counts an event twice.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
 from stream.exceptions import FencedError, OffsetMismatchError, StoreError
 from stream.keys import Keys
 
-__all__ = ["FlushResult", "PartitionState", "StateStore", "WindowWrite", "format_number"]
+__all__ = [
+    "FlushResult",
+    "PartitionState",
+    "StateStore",
+    "WindowWrite",
+    "format_number",
+    "patiently",
+]
+
+T = TypeVar("T")
+log = logging.getLogger("driftline.store")
+
+
+def patiently(call: Callable[[], T], what: str, stopping: Callable[[], bool]) -> T:
+    """``call()``, retried with backoff (0.1 s doubling to 2 s) while Redis is
+    unreachable, unless ``stopping()``: then the error is raised."""
+    delay = 0.1
+    while True:
+        try:
+            return call()
+        except (StoreError, redis.RedisError) as exc:
+            if stopping():
+                raise
+            log.warning("cannot %s yet: %s", what, exc)
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
+
 
 # One op is (code, field, value). Codes: "i" HINCRBY, "f" HINCRBYFLOAT,
 # "<" keep the minimum, ">" keep the maximum, "=" set once (HSETNX),

@@ -38,8 +38,10 @@ from stream.events import DeadLetter, ModelBatch, ModelSchema, decode_messages
 from stream.exceptions import FencedError, OffsetMismatchError, StoreError
 from stream.fold import PartitionFold, window_start
 from stream.keys import Keys
+from stream.label_join import LabelJoiner
+from stream.prediction_store import PredictionStore
 from stream.redis_client import connect
-from stream.store import PartitionState, StateStore
+from stream.store import PartitionState, StateStore, patiently
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -116,6 +118,10 @@ class Worker:
         self._pinned: dict[tuple[str, int], str] = {}
         self._versions: dict[tuple[str, str], Baseline | None] = {}
         self.closer = closer_factory(self) if closer_factory else None
+        self.predictions = PredictionStore(self.redis, self.keys)
+        # labels are joined when any model has a [models.<m>.labels] table
+        joins = any(spec.labels is not None for spec in config.models.values())
+        self.labels: LabelJoiner | None = LabelJoiner(self) if joins else None
 
     def topic_partitions(self) -> list[int]:
         """Partitions of the predictions topic (looked up once)."""
@@ -192,17 +198,14 @@ class Worker:
 
     def _claim(self, topic: str, partition: int) -> tuple[int | None, PartitionState]:
         """Claim a partition, retrying while Redis is unreachable."""
-        delay = 0.1
-        while True:
-            try:
-                stored = self.store.claim(topic, partition, self.token)
-                return stored, self.store.partition_states(topic, [partition])[0]
-            except (StoreError, redis.RedisError) as exc:
-                if self._stop.is_set():
-                    raise
-                log.warning("cannot claim %s[%d] yet: %s", topic, partition, exc)
-                time.sleep(delay)
-                delay = min(2.0, delay * 2)
+        return patiently(
+            lambda: (
+                self.store.claim(topic, partition, self.token),
+                self.store.partition_states(topic, [partition])[0],
+            ),
+            f"claim {topic}[{partition}]",
+            self._stop.is_set,
+        )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -232,6 +235,8 @@ class Worker:
         conf = self.config.consumer_conf()
         self.consumer = consumer = Consumer(conf)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        if self.labels is not None:
+            self.labels.start()
         try:
             consumer.subscribe(
                 [self.topic],
@@ -255,6 +260,8 @@ class Worker:
             except (StoreError, redis.RedisError) as exc:
                 log.warning("final flush failed (state resumes from Redis' offsets): %s", exc)
         finally:
+            if self.labels is not None:
+                self.labels.close()
             self.producer.flush(10)
             consumer.close()
             self.consumer = None
@@ -276,6 +283,8 @@ class Worker:
             by_part.setdefault(int(m.partition() or 0), []).append(m)
         for p, batch in by_part.items():
             self._fold_partition(p, batch)
+        if self.labels is not None:
+            self.labels.poll_once()
         if self.clock() - self._last_flush >= cfg.flush_interval_s:
             self.flush_all()
             if self.closer is not None:
@@ -322,10 +331,13 @@ class Worker:
                 batch_max = tmax if batch_max is None else max(batch_max, tmax)
                 ustarts, inverse = np.unique(starts[ok], return_inverse=True)
                 spec = self.config.models[b.model]
+                positive = self._score_class(b.model, base)
                 for j, start in enumerate(ustarts.tolist()):
                     rows = ok[inverse == j]
                     wbase = self._window_baseline(b.model, int(start), base)
-                    fold.window(wbase, int(start), spec.confidence_threshold).add(b, rows)
+                    w = fold.window(wbase, int(start), spec.confidence_threshold, positive)
+                    w.add(b, rows)
+                self._remember(fold, b, ok)
                 self.stats.events += int(ok.size)
         if batch_max is not None:
             fold.saw(batch_max)
@@ -333,6 +345,23 @@ class Worker:
         fold.messages += len(msgs)
         self.stats.messages += len(msgs)
         st.next_offset = msgs[-1].offset() + 1
+
+    def _score_class(self, model: str, base: Baseline) -> str | None:
+        """The positive class of a binary classifier whose quality is estimated
+        before labels arrive (its labels are joined and its baseline has a calibrator)."""
+        mq = self.labels.models.get(model) if self.labels is not None else None
+        if mq is None or len(mq.classes) != 2 or "calibrator" not in base.meta:
+            return None
+        return mq.classes[-1]
+
+    def _remember(self, fold: PartitionFold, b: ModelBatch, rows: np.ndarray) -> None:
+        """Keep the prediction records of a model whose labels are joined."""
+        mq = self.labels.models.get(b.model) if self.labels is not None else None
+        if mq is None:
+            return
+        fold.remember(
+            b.model, [b.ids[i] for i in rows.tolist()], b.ts[rows], mq.layout.records(b, rows)
+        )
 
     def _decode(self, fold: PartitionFold, msgs: list[Any]) -> list[ModelBatch]:
         """Decode a partition's messages at once; dead-letter the bad events."""
@@ -412,6 +441,8 @@ class Worker:
                 return
         for p in list(self.parts):
             self._flush_partition(p)
+        if self.labels is not None:
+            self.labels.flush_all()
 
     def _flush_partition(self, p: int, final: bool = False) -> None:
         st = self.parts.get(p)
@@ -421,6 +452,7 @@ class Worker:
             return
         fold = st.fold
         try:
+            self._store_records(fold)
             res = self.store.flush(
                 self.topic,
                 p,
@@ -470,6 +502,14 @@ class Worker:
         assert res.closed_model is not None and res.closed_upto is not None
         st.closed_upto[res.closed_model] = res.closed_upto
         self._rewind(p, st, st.stored, final)
+
+    def _store_records(self, fold: PartitionFold) -> None:
+        """Write the label join's prediction records (idempotent) before the state they go with."""
+        for model, (ids, ts, records) in fold.records.items():
+            spec = self.config.models[model].labels
+            if spec is not None and ids:
+                self.predictions.put(model, spec.horizon_s, ids, np.concatenate(ts), records)
+        fold.records.clear()
 
     def _rewind(self, p: int, st: _Partition, stored: int | None, final: bool) -> None:
         """Drop unflushed state and consume again from the stored offset."""

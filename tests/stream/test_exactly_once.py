@@ -137,6 +137,18 @@ def spawn(config: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process still running, then wait (SIGKILL after 20 s)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def test_sigkill_and_restart_keep_counts_exact(
     kafka_bootstrap: str, redis_url: str, key_prefix: str, driftline_topics: Any, tmp_path: Path
 ) -> None:
@@ -190,14 +202,7 @@ def test_sigkill_and_restart_keep_counts_exact(
         }
         assert len({a["alert_id"] for a in drift}) == 3
     finally:
-        for w in workers:
-            if w.poll() is None:
-                w.send_signal(signal.SIGTERM)
-        for w in workers:
-            try:
-                w.wait(20)
-            except subprocess.TimeoutExpired:
-                w.kill()
+        stop_all(workers)
 
 
 def test_redis_restart_mid_stream_keeps_counts_exact(

@@ -1,0 +1,120 @@
+"""Quality rules: a window's realised model quality against the baseline's.
+
+Labels arrive after a window closed, so these rules run whenever a window's
+quality is updated (:mod:`stream.quality`), not at close. For each configured
+metric, a window with at least ``min_labels`` labels breaches a tier when
+
+* a metric where higher is better (:data:`HIGHER_IS_BETTER`: accuracy, the
+  macro-averaged precision, recall and F1, ROC-AUC, PR-AUC, R²) is at least
+  the tier's margin *below* the baseline's (absolute: ``0.05`` is 5 points);
+* a metric where lower is better (:data:`LOWER_IS_BETTER`: log loss, ECE,
+  MAE, MSE, RMSE, MAPE) is at least the tier's margin *above* the baseline's,
+  relative to it (``0.2``: 20 % worse).
+
+The rule is ``quality_<metric>``; severity the highest tier breached. Default:
+``accuracy = { critical = 0.05 }`` (5 points of accuracy lost is critical, as
+the field does) with ``min_labels = 100``.
+
+Lifecycle (one subject per model and rule, so that Alertmanager sees one
+alert): a breach in any window fires (once); a window newer than the newest
+breaching one that no longer breaches resolves it (:func:`quality_transition`).
+
+Example:
+    >>> s = QualitySettings()
+    >>> [(c.rule, c.severity, c.firing) for c in quality_checks({"accuracy": 0.80},
+    ...     {"accuracy": 0.86}, 500, s)]
+    [('quality_accuracy', 'critical', True)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from alerting.check import Check, fmt, num
+from alerting.events import Severity, Status
+from alerting.settings import QualitySettings
+
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "LOWER_IS_BETTER",
+    "QualitySettings",
+    "quality_checks",
+    "quality_transition",
+]
+
+HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "r2")
+LOWER_IS_BETTER = ("log_loss", "ece", "mae", "mse", "rmse", "mape")
+_ORDER: tuple[Severity, ...] = ("low", "medium", "high", "critical")
+
+
+def _value(metrics: Mapping[str, Any], metric: str) -> float | None:
+    if metric in ("precision", "recall", "f1"):
+        return num((metrics.get("macro") or {}).get(metric))
+    return num(metrics.get(metric))
+
+
+def quality_checks(
+    metrics: Mapping[str, Any],
+    baseline: Mapping[str, Any] | None,
+    labelled: int,
+    settings: QualitySettings,
+) -> list[Check]:
+    """One check per configured metric that both the window and the baseline define."""
+    if labelled < settings.min_labels or not baseline:
+        return []
+    out = []
+    for metric, tiers in settings.metrics.items():
+        value, base = _value(metrics, metric), _value(baseline, metric)
+        if value is None or base is None:
+            continue
+        higher = metric in HIGHER_IS_BETTER
+        worse = base - value if higher else (value - base) / base if base else 0.0
+        reached = [s for s in _ORDER if s in tiers and worse >= tiers[s] - 1e-9]  # 0.86 - 0.81
+        lowest = min(tiers.values())
+        threshold = base - lowest if higher else base * (1 + lowest)
+        firing = bool(reached)
+        severity: Severity = reached[-1] if reached else next(s for s in _ORDER if s in tiers)
+        if higher:
+            how = f"{fmt(value)} is {fmt(100 * worse)} points below the baseline's {fmt(base)}"
+        else:
+            how = f"{fmt(value)} is {fmt(100 * worse)} % above the baseline's {fmt(base)}"
+        msg = f"{metric} {how} ({labelled} labels)"
+        out.append(
+            Check(f"quality_{metric}", None, metric, value, threshold, severity, firing, msg)
+        )
+    return out
+
+
+def quality_transition(
+    state: Mapping[str, Any] | None, start: int, firing: bool
+) -> tuple[Status | None, dict[str, Any] | None]:
+    """What a quality rule's evaluation on window ``start`` emits, and its new state.
+
+    ``state`` is ``{"firing": bool, "start": int}`` (``start``: the newest
+    breaching window while firing, else the newest evaluated one); returns the
+    status to emit (``None``: nothing) and the state to store (``None``:
+    unchanged). A breach in any window fires once; only a window newer than
+    the newest breaching one resolves, so windows maturing out of order
+    neither lose an alert nor resolve it early.
+
+    Example:
+        >>> quality_transition(None, 60, True)
+        ('firing', {'firing': True, 'start': 60})
+        >>> quality_transition({"firing": True, "start": 60}, 0, False)
+        (None, None)
+        >>> quality_transition({"firing": True, "start": 60}, 120, False)
+        ('resolved', {'firing': False, 'start': 120})
+        >>> quality_transition({"firing": False, "start": 120}, 60, True)
+        ('firing', {'firing': True, 'start': 120})
+    """
+    was = bool(state and state.get("firing"))
+    newest = max(start, int(state.get("start", start))) if state else start
+    if firing:
+        new = {"firing": True, "start": newest}
+        return ("firing" if not was else None), new
+    if was:
+        if state is not None and start > int(state.get("start", start)):
+            return "resolved", {"firing": False, "start": start}
+        return None, None
+    return None, {"firing": False, "start": newest}
