@@ -28,12 +28,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alerting.check import Check, fmt, num
 from alerting.events import Severity, Status
-from alerting.settings import QualitySettings
+from alerting.settings import QualitySettings, TrendRule
+from alerting.trend import slope_check, window_index
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -41,6 +42,7 @@ __all__ = [
     "QualitySettings",
     "quality_checks",
     "quality_transition",
+    "quality_trend_checks",
 ]
 
 HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "r2")
@@ -83,6 +85,31 @@ def quality_checks(
         out.append(
             Check(f"quality_{metric}", None, metric, value, threshold, severity, firing, msg)
         )
+    return out
+
+
+def quality_trend_checks(
+    rows: Sequence[Mapping[str, Any]], trends: tuple[TrendRule, ...], settings: QualitySettings
+) -> list[Check]:
+    """Trend rules on realised quality (``metric`` in
+    :data:`~alerting.settings.QUALITY_TREND_METRICS`) over window qualities
+    ``rows`` (``{"window", "labelled", "metrics"}``, oldest first, ending with the
+    window just updated): the last ``windows`` of them must each have at least
+    ``min_labels`` labels and define the metric."""
+    out = []
+    for t in trends:
+        if not t.on_quality:
+            continue
+        last = rows[-t.windows :]
+        if len(last) < t.windows or any(
+            int(r.get("labelled") or 0) < settings.min_labels for r in last
+        ):
+            continue
+        xs = [window_index(r) for r in last]
+        ys = [_value(r.get("metrics") or {}, t.metric) for r in last]
+        c = slope_check(t, None, xs, ys)
+        if c is not None:
+            out.append(c)
     return out
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "FEATURE_TREND_METRICS",
     "MODEL_TREND_METRICS",
     "QUALITY_METRICS",
+    "QUALITY_TREND_METRICS",
     "TREND_METRICS",
     "Direction",
     "FeatureOverride",
@@ -97,7 +98,24 @@ FEATURE_TREND_METRICS: Mapping[str, str] = MappingProxyType(
         "unseen_share": "share of categories the baseline never saw",
     }
 )
-TREND_METRICS = (*MODEL_TREND_METRICS, *FEATURE_TREND_METRICS)
+#: realised quality metrics a trend rule may watch: evaluated as windows mature
+#: (:func:`alerting.quality_rules.quality_trend_checks`), not at close
+QUALITY_TREND_METRICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "r2",
+    "log_loss",
+    "ece",
+    "mae",
+    "mse",
+    "rmse",
+    "mape",
+)
+TREND_METRICS = (*MODEL_TREND_METRICS, *FEATURE_TREND_METRICS, *QUALITY_TREND_METRICS)
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,11 @@ class TrendRule:
     @property
     def per_feature(self) -> bool:
         return self.metric in FEATURE_TREND_METRICS
+
+    @property
+    def on_quality(self) -> bool:
+        """A realised-quality metric: evaluated as windows mature, not at close."""
+        return self.metric in QUALITY_TREND_METRICS
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 from alerting.check import Check, Context, features_of, fmt, num
 from alerting.settings import TrendRule
 
-__all__ = ["least_squares_slope", "metric_value", "trend"]
+__all__ = ["least_squares_slope", "metric_value", "slope_check", "trend", "window_index"]
 
 
 def least_squares_slope(x: Sequence[float], y: Sequence[float]) -> float:
@@ -61,6 +61,11 @@ def metric_value(r: Mapping[str, Any], metric: str, feature: str | None) -> floa
     return num(feat.get(metric))
 
 
+def window_index(r: Mapping[str, Any]) -> float | None:
+    """A window's start in window lengths (the x of a trend fit)."""
+    return _index(r)
+
+
 def _index(r: Mapping[str, Any]) -> float | None:
     w = r.get("window") or {}
     start, end = num(w.get("start")), num(w.get("end"))
@@ -75,6 +80,14 @@ def _one(ctx: Context, t: TrendRule, feature: str | None) -> Check | None:
         return None
     xs = [_index(r) for r in rows]
     ys = [metric_value(r, t.metric, feature) for r in rows]
+    return slope_check(t, feature, xs, ys)
+
+
+def slope_check(
+    t: TrendRule, feature: str | None, xs: list[float | None], ys: list[float | None]
+) -> Check | None:
+    """The trend rule ``t`` on points ``(x = window index, y)``; ``None`` when one
+    is undefined or the x values are all equal."""
     if any(v is None for v in xs) or any(v is None for v in ys):
         return None
     x = [float(v) for v in xs if v is not None]
@@ -107,6 +120,8 @@ def trend(ctx: Context) -> list[Check]:
     """Every configured trend rule on this window and the ones before it."""
     out = []
     for t in ctx.settings.trends:
+        if t.on_quality:
+            continue  # as windows mature: alerting.quality_rules.quality_trend_checks
         if not t.per_feature:
             subjects: list[str | None] = [None]
         elif t.feature is not None:

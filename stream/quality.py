@@ -39,7 +39,7 @@ import redis
 from numpy.typing import NDArray
 
 from alerting.events import AlertEvent, Window, alert_id
-from alerting.quality_rules import quality_checks, quality_transition
+from alerting.quality_rules import quality_checks, quality_transition, quality_trend_checks
 from sketches.categorical import CategoricalCounter
 from sketches.classification import ClassificationQuality
 from sketches.estimation import Calibrator, QualityEstimate, compare, estimate
@@ -277,6 +277,22 @@ class QualityUpdater:
         w.redis.set(w.keys.quality(model, start), orjson.dumps(q), ex=ttl)
         self._alerts(model, start, q)
 
+    def _recent(self, model: str, start: int, k: int) -> list[dict[str, Any]]:
+        """The quality of the ``k`` newest closed windows up to ``start``, oldest first
+        (a window without labels yet is ``{"window": ..., "labelled": 0}``)."""
+        w = self.w
+        starts = [
+            int(x)
+            for x in w.redis.zrevrangebyscore(w.keys.closed_windows(model), start, "-inf", 0, k)
+        ][::-1]
+        if not starts or starts[-1] != start:  # the window updated is not closed yet
+            starts = [*starts[1:], start] if len(starts) == k else [*starts, start]
+        raw = w.redis.mget([w.keys.quality(model, s) for s in starts])
+        return [
+            orjson.loads(v) if v else {"window": {"start": s, "end": s + w.size}, "labelled": 0}
+            for s, v in zip(starts, raw, strict=True)
+        ]
+
     def _alerts(self, model: str, start: int, q: dict[str, Any]) -> None:
         """Quality rules on the updated window (:mod:`alerting.quality_rules`)."""
         w = self.w
@@ -285,6 +301,11 @@ class QualityUpdater:
         checks = quality_checks(
             q["metrics"], (base.meta if base else {}).get("quality"), q["labelled"], rules.quality
         )
+        k = max((t.windows for t in rules.trends if t.on_quality), default=0)
+        if k:
+            checks += quality_trend_checks(
+                self._recent(model, start, k), rules.trends, rules.quality
+            )
         checks = [c for c in checks if rules.enabled(c.rule)]
         if not checks:
             return

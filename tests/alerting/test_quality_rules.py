@@ -52,3 +52,29 @@ def test_lifecycle_fires_once_and_resolves_on_a_newer_window() -> None:
     # fires once; an older clean window does not resolve; a newer one does; a
     # later breach (more labels for window 60) fires again, with window 60's id
     assert seen == ["firing", None, None, None, "resolved", "firing"]
+
+
+def test_quality_trend_on_matured_windows() -> None:
+    from scipy import stats
+
+    from alerting.quality_rules import quality_trend_checks
+    from alerting.settings import TrendRule
+
+    def row(i: int, acc: float, n: int = 500) -> dict[str, object]:
+        return {
+            "window": {"start": 60 * i, "end": 60 * i + 60},
+            "labelled": n,
+            "metrics": {"accuracy": acc},
+        }
+
+    falling = (TrendRule("accuracy", 4, 0.01, "falling", "high"),)
+    s = QualitySettings()
+    accs = [0.86, 0.85, 0.83, 0.82]
+    (c,) = quality_trend_checks([row(i, a) for i, a in enumerate(accs)], falling, s)
+    assert (c.rule, c.firing, c.severity) == ("accuracy_trend", True, "high")
+    assert c.value == pytest.approx(stats.linregress(range(4), accs).slope)
+    assert quality_trend_checks([row(i, a) for i, a in enumerate(accs[1:])], falling, s) == []
+    few = [row(0, 0.86, 99), *(row(i, a) for i, a in enumerate(accs[1:], 1))]
+    assert quality_trend_checks(few, falling, s) == []  # a window under min_labels
+    drift = (TrendRule("feature_drift", 4, 0.01),)  # evaluated at close, not here
+    assert quality_trend_checks([row(i, a) for i, a in enumerate(accs)], drift, s) == []

@@ -888,7 +888,7 @@ RULE_LANGUAGE_ERRORS = [
     ({"quality": {"min_labels": 0}}, "alerts.quality.min_labels: expected an integer ≥ 1, got 0"),
     ({"quality": {"rmse": {"high": -1}}}, "alerts.quality.rmse.high: expected a margin > 0, got -1"),
     ({"trend": {"metric": "volume"}}, "alerts.trend: expected an array of tables ([[alerts.trend]]), got a table"),
-    ({"trend": [{"metric": "latency", "slope": 1}]}, 'alerts.trend[0].metric: expected one of volume, latency_p95, latency_p99, dead_letter_rate, drift_share, prediction_drift, prediction_mean, low_confidence, feature_drift, missing_rate, mean, out_of_range_share, unseen_share, got "latency"; did you mean "latency_p99"?'),
+    ({"trend": [{"metric": "latency", "slope": 1}]}, 'alerts.trend[0].metric: expected one of volume, latency_p95, latency_p99, dead_letter_rate, drift_share, prediction_drift, prediction_mean, low_confidence, feature_drift, missing_rate, mean, out_of_range_share, unseen_share, accuracy, precision, recall, f1, roc_auc, pr_auc, r2, log_loss, ece, mae, mse, rmse, mape, got "latency"; did you mean "latency_p99"?'),
     ({"trend": [{"metric": "volume"}]}, "alerts.trend[0].slope: required: the slope per window that fires, a number > 0"),
     ({"trend": [{"metric": "volume", "slope": "1"}]}, 'alerts.trend[0].slope: expected the slope per window that fires, a number > 0, got "1"'),
     ({"trend": [{"metric": "volume", "slope": 1, "windows": 2}]}, "alerts.trend[0].windows: expected an integer ≥ 3 (a slope needs 3 points to mean anything), got 2"),
