@@ -11,6 +11,15 @@ metric, a window with at least ``min_labels`` labels breaches a tier when
   MAE, MSE, RMSE, MAPE) is at least the tier's margin *above* the baseline's,
   relative to it (``0.2``: 20 % worse).
 
+An accuracy drop must also be significant: at least ``NOISE_Z`` (4)
+binomial standard errors at the window's label count, ``sqrt(a (1 - a) / n)``
+with ``a`` the baseline's accuracy, so that a window still filling up does not
+alert on noise (at ``a = 0.86``: 0.14 at 100 labels, 0.062 at 500, 0.02 at
+5,000; the 5-point margin rules from about 800 labels on). The threshold an
+alert reports is the larger of the two. A window is looked at when it reaches
+``min_labels`` and each time its labels double (:mod:`stream.quality`), so
+its chance of a false alarm stays near 10⁻⁴.
+
 The rule is ``quality_<metric>``; severity the highest tier breached. Default:
 ``accuracy = { critical = 0.05 }`` (5 points of accuracy lost is critical, as
 the field does) with ``min_labels = 100``.
@@ -22,7 +31,7 @@ breaching one that no longer breaches resolves it (:func:`quality_transition`).
 Example:
     >>> s = QualitySettings()
     >>> [(c.rule, c.severity, c.firing) for c in quality_checks({"accuracy": 0.80},
-    ...     {"accuracy": 0.86}, 500, s)]
+    ...     {"accuracy": 0.86}, 2000, s)]
     [('quality_accuracy', 'critical', True)]
 """
 
@@ -50,6 +59,19 @@ LOWER_IS_BETTER = ("log_loss", "ece", "mae", "mse", "rmse", "mape")
 _ORDER: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 
 
+#: a drop in accuracy must also exceed this many binomial standard errors
+NOISE_Z = 4.0  # one-sided 3e-5 per look; a window is looked at a handful of times
+
+
+def _noise(metric: str, base: float, n: int) -> float:
+    """The accuracy drop sampling noise alone exceeds with probability 0.1 % at
+    ``n`` labels (``NOISE_Z`` binomial standard errors at the baseline's
+    accuracy); 0 for other metrics."""
+    if metric != "accuracy" or n <= 0 or not 0.0 < base < 1.0:
+        return 0.0
+    return float(NOISE_Z * (base * (1.0 - base) / n) ** 0.5)
+
+
 def _value(metrics: Mapping[str, Any], metric: str) -> float | None:
     if metric in ("precision", "recall", "f1"):
         return num((metrics.get("macro") or {}).get(metric))
@@ -72,8 +94,13 @@ def quality_checks(
             continue
         higher = metric in HIGHER_IS_BETTER
         worse = base - value if higher else (value - base) / base if base else 0.0
-        reached = [s for s in _ORDER if s in tiers and worse >= tiers[s] - 1e-9]  # 0.86 - 0.81
-        lowest = min(tiers.values())
+        noise = _noise(metric, base, labelled)
+        reached = [
+            s
+            for s in _ORDER
+            if s in tiers and worse >= max(tiers[s], noise) - 1e-9  # 0.86 - 0.81
+        ]
+        lowest = max(min(tiers.values()), noise)
         threshold = base - lowest if higher else base * (1 + lowest)
         firing = bool(reached)
         severity: Severity = reached[-1] if reached else next(s for s in _ORDER if s in tiers)

@@ -8,13 +8,24 @@ than the wall clock, so a window of ``--window-seconds`` closes every few
 seconds. From window :attr:`DemoOptions.drift_from` on, drift is injected into
 ``churn.income``, ``churn.plan`` and ``fraud.amount``, and ``pricing`` serves
 slowly for three windows. Every closed window (from ``driftline.windows``) and
-every alert (from ``driftline.alerts``) is printed as it arrives; a summary
-names what drifted and from which window, what stayed stable, the alert counts,
-and whether every window counted exactly the events sent.
+every alert (from ``driftline.alerts``) is printed as it arrives.
+
+``churn`` and ``pricing`` join labels: the model server sends the ground truth
+of 80 % of their predictions with :class:`~stream.sdk.LabelLogger`, one to two
+windows after the prediction. As they arrive each window's quality matures;
+it is read from Redis (:meth:`~stream.reader.StateReader.quality`) and printed
+twice per window: once half of its labels are joined, and when all are (its
+final coverage) — accuracy against the estimate made at close and the
+baseline's (churn), RMSE and MAE (pricing).
+
+A summary names what drifted and from which window, what stayed stable, the
+alert counts, the realised quality against the estimated one, and whether every
+window counted exactly the events and labels sent.
 
 :func:`run_demo` returns a :class:`DemoSummary`; :func:`main` returns its exit
-status: 0 when every window closed with exact counts and exactly the injected
-changes were detected, 1 otherwise. Window numbers are 1-based.
+status: 0 when every window closed with exact counts, joined exactly the labels
+sent, and exactly the injected changes were detected, 1 otherwise. Window
+numbers are 1-based.
 """
 
 from __future__ import annotations
@@ -33,6 +44,8 @@ from stream.exceptions import ConfigError, DriftlineError
 
 if TYPE_CHECKING:  # the heavy modules load when the demo runs, not with the CLI
     from stream.config import Config
+    from stream.demo_data import Sent
+    from stream.reader import StateReader
 
 __all__ = [
     "DemoOptions",
@@ -47,6 +60,8 @@ __all__ = [
 LATENESS_S = 1  # above demo_data.TICK_S: events sent in event-time order are never too late
 TRAINING_ROWS = 100_000
 ALERT_WAIT_S = 5.0  # longest a window line waits for its alerts to arrive
+QUALITY_READ_S = 0.25  # how often the quality of maturing windows is read from Redis
+SETTLE_S = 30.0  # longest the demo waits for the last windows to close and mature
 Say = Callable[[str], None]
 
 
@@ -84,6 +99,11 @@ class ModelReport:
     prediction_flagged: list[int] = field(default_factory=list)
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     latency_alert_windows: list[int] = field(default_factory=list)
+    labels_sent: dict[int, int] = field(default_factory=dict)  # window → labels sent
+    labelled: dict[int, int] = field(default_factory=dict)  # window → labels joined in the end
+    quality: dict[int, dict[str, Any]] = field(default_factory=dict)  # window → final metrics
+    estimated: dict[int, float] = field(default_factory=dict)  # window → accuracy estimated
+    baseline_quality: dict[str, Any] | None = None  # the training quality
 
     @property
     def drifted(self) -> dict[str, int]:
@@ -94,6 +114,21 @@ class ModelReport:
     def stable(self) -> list[str]:
         """Features never flagged."""
         return [f for f in self.features if not self.flagged.get(f)]
+
+    def realised(self, metric: str) -> float | None:
+        """``metric`` (``accuracy``, ``mae``, ``mse``) over every label joined: the
+        windows' values weighted by their labels; ``None`` without labels."""
+        pairs = [(q.get(metric), self.labelled.get(w, 0)) for w, q in self.quality.items()]
+        kept = [(float(v), n) for v, n in pairs if isinstance(v, int | float) and n]
+        total = sum(n for _, n in kept)
+        return sum(v * n for v, n in kept) / total if total else None
+
+    @property
+    def estimated_accuracy(self) -> float | None:
+        """The accuracy estimated at close, weighted like :meth:`realised`."""
+        kept = [(v, self.labelled.get(w, 0)) for w, v in self.estimated.items()]
+        total = sum(n for _, n in kept)
+        return sum(v * n for v, n in kept) / total if total else None
 
 
 @dataclass
@@ -159,13 +194,30 @@ def _clock(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ts))
 
 
-class _Viewer:
-    """Reads window summaries and alerts from Kafka and prints them as they arrive."""
+def _qfmt(v: Any) -> str:
+    """A quality metric: shares with three decimals, money with thousands separators."""
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return "n/a"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3f}"
 
-    def __init__(self, cfg: Config, t0: int, size: int, say: Say) -> None:
+
+def _alert_line(a: Mapping[str, Any], window: int | None = None) -> str:
+    subject = f"{a['model']}.{a['feature']}" if a["feature"] else a["model"]
+    of = "" if window is None else f" (window {window})"
+    return (
+        f"       ALERT {a['severity']:<8} {a['status']:<8} {a['rule']:<17}"
+        f"{subject:<22} {a['metric']} {_fmt(a['value'])} vs {_fmt(a['threshold'])}{of}"
+    )
+
+
+class _Viewer:
+    """Reads window summaries and alerts from Kafka and prints them as they arrive
+    (of windows 1 to ``last``: the traffic goes on a little after them)."""
+
+    def __init__(self, cfg: Config, t0: int, size: int, last: int, say: Say) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        self.t0, self.size, self.say = t0, size, say
+        self.t0, self.size, self.last, self.say = t0, size, last, say
         self.consumer = Consumer(cfg.consumer_conf(**{"group.id": "driftline-demo-viewer"}))
         topics = (cfg.topics.windows, cfg.topics.alerts)
         meta = self.consumer.list_topics(timeout=10).topics
@@ -186,6 +238,12 @@ class _Viewer:
         """Whether a received window is still waiting for its alerts."""
         return bool(self._queue)
 
+    def shown(self, model: str, start: int) -> dict[str, Any] | None:
+        """The result of a window whose line is printed, else ``None``."""
+        if any(key == (model, start) for key, _ in self._queue):
+            return None
+        return self.results.get((model, start))
+
     def poll(self, seconds: float) -> None:
         """Read and print for ``seconds`` (at least one non-blocking read)."""
         import orjson
@@ -198,8 +256,13 @@ class _Viewer:
                 if msg.error() is not None or value is None:
                     continue
                 data = orjson.loads(value)
+                if self.index(int(data["window"]["start"])) > self.last:
+                    continue
                 if msg.topic() == self.alerts_topic:
+                    fresh = data["alert_id"] not in self.alerts
                     self.alerts.setdefault(data["alert_id"], data)
+                    if fresh and str(data["rule"]).startswith("quality_"):  # not tied to a close
+                        self.say(_alert_line(data, self.index(int(data["window"]["start"]))))
                     continue
                 key = (data["model"], int(data["window"]["start"]))
                 if key not in self.results:  # a redone close repeats its summary
@@ -225,41 +288,152 @@ class _Viewer:
                 f"  drifted: {drifted}"
             )
             for a in (self.alerts[i] for i in ids if i in self.alerts):
-                subject = f"{a['model']}.{a['feature']}" if a["feature"] else a["model"]
-                self.say(
-                    f"       ALERT {a['severity']:<8} {a['status']:<8} {a['rule']:<17}"
-                    f"{subject:<22} {a['metric']} {_fmt(a['value'])} vs {_fmt(a['threshold'])}"
-                )
+                self.say(_alert_line(a))
 
     def close(self) -> None:
         self.consumer.close()
 
 
+def _quality_text(task: str, metrics: Mapping[str, Any], at_close: Mapping[str, Any]) -> str:
+    """Accuracy against the estimate and the baseline's (classification), or RMSE and MAE."""
+    base = at_close.get("baseline") or {}
+    if task == "classification":
+        est = (at_close.get("estimated") or {}).get("accuracy")
+        return (
+            f"accuracy {_qfmt(metrics.get('accuracy'))} "
+            f"(estimated {_qfmt(est)}, baseline {_qfmt(base.get('accuracy'))})"
+        )
+    return (
+        f"RMSE {_qfmt(metrics.get('rmse'))}, MAE {_qfmt(metrics.get('mae'))} "
+        f"(baseline {_qfmt(base.get('rmse'))}, {_qfmt(base.get('mae'))})"
+    )
+
+
+class _Maturity:
+    """Reads the quality of windows whose labels are coming and prints it as it matures:
+    once half of a window's labels are joined, and once all are."""
+
+    def __init__(self, reader: StateReader, viewer: _Viewer, sent: Sent, say: Say) -> None:
+        self.reader, self.viewer, self.sent, self.say = reader, viewer, sent, say
+        self.stage: dict[tuple[str, int], int] = {}  # (model, window) → 1: half shown, 2: final
+        self._next_read = 0.0
+
+    def start(self, window: int) -> int:
+        return self.viewer.t0 + (window - 1) * self.viewer.size
+
+    @property
+    def done(self) -> bool:
+        """Whether every window with labels has shown its final quality."""
+        return all(self.stage.get(key) == 2 for key in self.sent.planned)
+
+    def poll(self) -> None:
+        """Read the windows still maturing (every ``QUALITY_READ_S`` at most) and print."""
+        if time.monotonic() < self._next_read:
+            return
+        self._next_read = time.monotonic() + QUALITY_READ_S
+        for (model, w), planned in sorted(self.sent.planned.items(), key=lambda kv: kv[0][::-1]):
+            stage = self.stage.get((model, w), 0)
+            res = self.viewer.shown(model, self.start(w)) if stage < 2 else None
+            q = self.reader.quality(model, self.start(w)) if res is not None else None
+            if res is None or q is None:
+                continue
+            n = int(q["labelled"])
+            if n >= planned and self.sent.labels[model, w] == planned:
+                self.stage[model, w] = 2
+            elif 2 * n >= planned and stage == 0:
+                self.stage[model, w] = 1
+            else:
+                continue
+            final = " final" if self.stage[model, w] == 2 else "      "
+            coverage = f"{100 * n / res['count']:.0f} %" if res["count"] else "n/a"
+            self.say(
+                f"w{w:>3} {model:<8} quality: {n:>6,} labels ({coverage}){final}  "
+                + _quality_text(q["task"], q["metrics"], res.get("quality") or {})
+            )
+
+    def final(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """The quality of every window with labels as stored now."""
+        out = {}
+        for model, w in self.sent.planned:
+            q = self.reader.quality(model, self.start(w))
+            if q is not None:
+                out[model, w] = q
+        return out
+
+
+def _watch(viewer: _Viewer, maturity: _Maturity, seconds: float) -> None:
+    """Print arriving windows, alerts and maturing quality for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        viewer.poll(min(QUALITY_READ_S, deadline - time.monotonic()))
+        maturity.poll()
+        if time.monotonic() >= deadline:
+            return
+
+
 def _send(
-    cfg: Config, opts: DemoOptions, t0: int, viewer: _Viewer, worker: threading.Thread, say: Say
-) -> Counter[tuple[str, int]]:
-    """Run the simulated model server, printing what arrives while it waits between steps."""
+    cfg: Config,
+    opts: DemoOptions,
+    t0: int,
+    maturity: _Maturity,
+    worker: threading.Thread,
+    say: Say,
+) -> None:
+    """Run the simulated model server (filling in ``maturity.sent``), printing what
+    arrives while it waits between steps."""
     from stream.demo_data import send_traffic
-    from stream.sdk import PredictionLogger
+    from stream.sdk import LabelLogger, PredictionLogger
 
     def wait_until(deadline: float) -> None:
         if not worker.is_alive():
             raise DriftlineError("the stream worker stopped unexpectedly")
-        viewer.poll(deadline - time.monotonic())
+        _watch(maturity.viewer, maturity, deadline - time.monotonic())
 
     conf = {k: v for k, v in cfg.producer_conf().items() if k != "bootstrap.servers"}
-    bootstrap, topic = cfg.kafka["bootstrap.servers"], cfg.topics.predictions
-    logger = PredictionLogger(bootstrap, topic, linger_s=0.05, producer_conf=conf)
+    bootstrap = cfg.kafka["bootstrap.servers"]
+    logger = PredictionLogger(bootstrap, cfg.topics.predictions, linger_s=0.05, producer_conf=conf)
     try:
-        return send_traffic(opts, logger, t0, LATENESS_S, wait_until, say)
+        labels = LabelLogger(bootstrap, cfg.topics.labels, linger_s=0.05, producer_conf=conf)
+        try:
+            send_traffic(opts, logger, labels, t0, LATENESS_S, wait_until, say, maturity.sent)
+        finally:
+            labels.close()
     finally:
         logger.close()
 
 
+def _add_quality(
+    r: ModelReport,
+    viewer: _Viewer,
+    sent: Sent,
+    final: Mapping[tuple[str, int], Mapping[str, Any]],
+    windows: int,
+) -> None:
+    """The labels sent and joined per window, the final quality and the estimate at close."""
+    for w in range(1, windows + 1):
+        if (r.model, w) not in sent.planned:
+            continue
+        r.labels_sent[w] = sent.labels[r.model, w]
+        q = final.get((r.model, w)) or {}
+        r.labelled[w] = int(q.get("labelled") or 0)
+        if q:
+            r.quality[w] = q["metrics"]
+        at_close = viewer.results.get((r.model, viewer.t0 + (w - 1) * viewer.size)) or {}
+        quality = at_close.get("quality") or {}
+        r.baseline_quality = quality.get("baseline") or r.baseline_quality
+        est = (quality.get("estimated") or {}).get("accuracy")
+        if isinstance(est, int | float):
+            r.estimated[w] = float(est)
+
+
 def _reports(
-    viewer: _Viewer, opts: DemoOptions, sent: Mapping[tuple[str, int], int]
+    viewer: _Viewer,
+    opts: DemoOptions,
+    sent: Sent,
+    final: Mapping[tuple[str, int], Mapping[str, Any]],
 ) -> tuple[dict[str, ModelReport], list[str]]:
-    """Per-model reports from what the viewer received, and every deviation from the plan."""
+    """Per-model reports from what the viewer received and the final quality of
+    each window; and every deviation from the plan."""
     from stream.demo_data import MODELS
 
     reports = {m.name: ModelReport(m.name, list(m.kinds)) for m in MODELS.values()}
@@ -276,6 +450,8 @@ def _reports(
         r.alerts[a["rule"], a["status"]] += 1
         if a["rule"] == "latency_p99" and a["status"] == "firing":
             r.latency_alert_windows.append(viewer.index(a["window"]["start"]))
+    for r in reports.values():
+        _add_quality(r, viewer, sent, final, opts.windows)
     problems: list[str] = []
     every = list(range(1, opts.windows + 1))
     for m in MODELS.values():
@@ -286,9 +462,17 @@ def _reports(
             problems.append(f"{m.name}: windows {missing} did not close")
         results = viewer.results.items()
         counts = {viewer.index(st): res["count"] for (n, st), res in results if n == m.name}
-        wrong = [w for w in every if w in r.windows and counts[w] != sent[m.name, w]]
+        wrong = [w for w in every if w in r.windows and counts[w] != sent.events[m.name, w]]
         if wrong:
             problems.append(f"{m.name}: windows {wrong} counted other than the events sent")
+        if m.labels is not None:
+            wrong = [w for w in every if r.labelled.get(w, 0) != r.labels_sent.get(w, 0)]
+            if wrong:
+                joined = {w: f"{r.labelled.get(w, 0)}/{r.labels_sent.get(w, 0)}" for w in wrong}
+                problems.append(f"{m.name}: labels joined/sent differ in windows {joined}")
+        fired = sorted({rule for rule, _ in r.alerts if rule.startswith("quality_")})
+        if fired:  # every model is calibrated: the drift costs churn about a point of accuracy
+            problems.append(f"{m.name}: {', '.join(fired)} fired, but no quality drop was injected")
         for f in m.kinds:
             want = list(range(opts.drift_from, opts.windows + 1)) if f in m.drifts else []
             if [w for w in r.flagged.get(f, []) if w in every] != want:
@@ -321,19 +505,42 @@ def _summary_lines(s: DemoSummary) -> list[str]:
         lines.append(f"  {'':<8} alerts:  {shown}")
         if r.latency_alert_windows:
             lines.append(f"  {'':<8} latency p99 over SLO in windows {r.latency_alert_windows}")
+        if r.labels_sent:
+            lines.append(f"  {'':<8} quality: {_quality_summary(r)}")
     if s.problems:
         lines.extend(f"PROBLEM: {p}" for p in s.problems)
     else:
         lines.append("every window counted exactly the events sent (no loss, no double count)")
+        lines.append("every window joined exactly the labels sent (no loss, no double count)")
         lines.append("OK: exactly the injected drift and latency regression were detected")
     return lines
+
+
+def _quality_summary(r: ModelReport) -> str:
+    """Labels joined, and the realised quality against the estimated and the baseline's."""
+    joined = sum(r.labelled.values())
+    share = f" ({100 * joined / r.events:.0f} % of the predictions)" if r.events else ""
+    text = f"{joined:,} labels{share}; "
+    base = r.baseline_quality or {}
+    if "accuracy" in base or r.estimated:
+        return text + (
+            f"accuracy {_qfmt(r.realised('accuracy'))} realised vs "
+            f"{_qfmt(r.estimated_accuracy)} estimated (baseline {_qfmt(base.get('accuracy'))})"
+        )
+    mse = r.realised("mse")
+    rmse = None if mse is None else mse**0.5
+    return text + (
+        f"RMSE {_qfmt(rmse)}, MAE {_qfmt(r.realised('mae'))} "
+        f"(baseline {_qfmt(base.get('rmse'))}, {_qfmt(base.get('mae'))})"
+    )
 
 
 def run_demo(opts: DemoOptions | None = None) -> DemoSummary:
     """Run the demo (see the module docstring); prints as it goes, then the summary."""
     from stream.closer import WindowCloser
-    from stream.demo_data import MODELS, demo_config, register_baselines
+    from stream.demo_data import MODELS, Sent, demo_config, register_baselines
     from stream.embedded import EmbeddedStack
+    from stream.reader import StateReader
     from stream.worker import Worker
 
     opts = opts or DemoOptions()
@@ -352,8 +559,17 @@ def run_demo(opts: DemoOptions | None = None) -> DemoSummary:
     worker: Worker | None = None
     thread: threading.Thread | None = None
     viewer: _Viewer | None = None
+    reader: StateReader | None = None
     problems: list[str] = []
     reports: dict[str, ModelReport] = {}
+
+    def stop_worker() -> list[str]:
+        if worker is None or thread is None or not thread.is_alive():
+            return []
+        worker.stop()
+        thread.join(30)
+        return ["the worker did not stop within 30 s"] if thread.is_alive() else []
+
     try:
         stack.start()
         say(f"Kafka broker  {stack.bootstrap}  (embedded Tansu, pid {stack.kafka.pid})")
@@ -369,31 +585,40 @@ def run_demo(opts: DemoOptions | None = None) -> DemoSummary:
         thread = threading.Thread(target=worker.run, name="driftline-demo-worker", daemon=True)
         thread.start()
         t0 = int(time.time()) // opts.window_seconds * opts.window_seconds
-        viewer = _Viewer(cfg, t0, opts.window_seconds, say)
+        viewer = _Viewer(cfg, t0, opts.window_seconds, opts.windows, say)
+        labels = worker.labels
         deadline = time.monotonic() + 30
-        while not worker.parts and thread.is_alive() and time.monotonic() < deadline:
+        while thread.is_alive() and time.monotonic() < deadline:
+            if worker.parts and (labels is None or labels.parts):
+                break
             viewer.poll(0.1)
-        if not worker.parts:
+        if not worker.parts or (labels is not None and not labels.parts):
             raise DriftlineError("the stream worker did not get its partitions within 30 s")
-        say(f"worker joined ({len(worker.parts)} partitions); streaming predictions:")
-        sent = _send(cfg, opts, t0, viewer, thread, say)
+        n_labels = 0 if labels is None else len(labels.parts)
+        say(
+            f"worker joined ({len(worker.parts)} prediction and {n_labels} label partitions); "
+            f"streaming predictions and, a window or two later, labels:"
+        )
+        reader = StateReader.from_config(cfg)
+        maturity = _Maturity(reader, viewer, Sent(), say)
+        _send(cfg, opts, t0, maturity, thread, say)
         due = len(MODELS) * opts.windows
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + SETTLE_S
         while time.monotonic() < deadline:
             closed = [k for k in viewer.results if viewer.index(k[1]) <= opts.windows]
-            if len(closed) >= due and not viewer.pending:
+            if len(closed) >= due and not viewer.pending and maturity.done:
                 break
-            viewer.poll(0.2)
-        reports, problems = _reports(viewer, opts, sent)
+            _watch(viewer, maturity, 0.2)
+        late = stop_worker()  # its last flush is in the final counts
+        reports, problems = _reports(viewer, opts, maturity.sent, maturity.final())
+        problems += late
     finally:
-        if worker is not None and thread is not None:
-            worker.stop()
-            thread.join(30)
-            if thread.is_alive():
-                problems.append("the worker did not stop within 30 s")
+        problems += stop_worker()
         if viewer is not None:
             viewer.close()
-        worker = viewer = None
+        if reader is not None:
+            reader.client.close()
+        worker = viewer = reader = None
         gc.collect()  # frees the worker's producer (held in a cycle) before its broker stops
         stack.stop()
     summary = DemoSummary(

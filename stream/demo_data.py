@@ -6,13 +6,20 @@ Three models, all synthetic and reproducible from one seed:
   probabilities) on ``age``, ``income``, ``tenure`` (numeric), ``plan``,
   ``region`` (categorical) and ``is_mobile`` (boolean). Injected drift:
   ``income`` rises by about 0.6 standard deviations and the ``plan`` mix moves
-  from basic towards premium.
+  from basic towards premium. Its labels are joined; its baseline has the
+  training quality and the calibrator of the estimated accuracy.
 * ``fraud`` — a fraud score (numeric prediction) on ``amount``, ``hour``
   (numeric) and ``merchant_type`` (categorical). Injected drift: ``amount`` is
   scaled by 1.6.
 * ``pricing`` — a price regression on ``sqft``, ``rooms`` (numeric) and
   ``city`` (categorical). No drift; injected latency regression: its serving
   latency more than doubles for a few windows (its p99 SLO is 80 ms), then recovers.
+  Its labels (the sale prices) are joined.
+
+Each model is perfectly calibrated: a label is drawn from the model's own
+probability (churn, fraud) or as the prediction plus noise (pricing), so the
+realised quality only moves with the feature mix (churn: accuracy about 0.71
+on the training mix, 0.70 once drifted).
 
 :func:`window_batch` draws one model's events of one window (sorted by event
 time); :func:`training_set` draws a training table with a ``label`` and a
@@ -22,7 +29,10 @@ training distribution, so only the injected changes can drift.
 :func:`register_baselines` stores a baseline per model built from a training
 set; :func:`send_traffic` is the simulated model server: it logs every
 window's events with :class:`~stream.sdk.PredictionLogger` in event-time
-order, ``speed`` event seconds per wall second, as the demo's options say.
+order, ``speed`` event seconds per wall second, as the demo's options say, and
+the ground truth of :data:`LABEL_SHARE` of the predictions of models with
+labels with :class:`~stream.sdk.LabelLogger`, each :data:`LABEL_DELAY_WINDOWS`
+windows after its prediction (the label's ``ts``), interleaved with the traffic.
 
 Example:
     >>> import numpy as np
@@ -36,7 +46,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -46,14 +56,18 @@ from stream.baseline import BaselineStore, build_baseline
 from stream.config import Config, parse_config
 from stream.keys import Keys
 from stream.redis_client import connect
-from stream.sdk import PredictionLogger
+from stream.sdk import LabelLogger, PredictionLogger
 
 if TYPE_CHECKING:
     from stream.demo import DemoOptions
 
 __all__ = [
+    "LABEL_DELAY_WINDOWS",
+    "LABEL_SHARE",
+    "LABEL_WAIT",
     "MODELS",
     "TICK_S",
+    "Sent",
     "SimModel",
     "WindowBatch",
     "demo_config",
@@ -64,6 +78,9 @@ __all__ = [
 ]
 
 TICK_S = 0.5  # event time sent per step; keep it below the allowed lateness
+LABEL_SHARE = 0.8  # share of the predictions of a model with labels whose label is sent
+LABEL_DELAY_WINDOWS = (1.0, 2.0)  # a label comes uniformly this many windows after its prediction
+LABEL_WAIT = "1s"  # the join's wait for the predictions up to a label's time (default 60 s)
 Kind = Literal["numeric", "categorical", "boolean"]
 Columns = dict[str, NDArray[Any]]
 F64 = NDArray[np.float64]
@@ -101,6 +118,7 @@ class SimModel:
         predict: ``(features, rng) -> (prediction, P(class 1) or None, label)``.
         latency_ms: median and log-normal sigma of the serving latency.
         slow_median_ms: the median during the injected latency regression, if any.
+        labels: its ``[models.<m>.labels]`` table, or ``None`` (no labels sent).
     """
 
     name: str
@@ -112,6 +130,7 @@ class SimModel:
     predict: Callable[[Columns, np.random.Generator], tuple[NDArray[Any], F64 | None, NDArray[Any]]]
     latency_ms: tuple[float, float]
     slow_median_ms: float | None = None
+    labels: Mapping[str, Any] | None = None
 
     @property
     def slows_down(self) -> bool:
@@ -210,6 +229,7 @@ MODELS: Mapping[str, SimModel] = {
         _churn_sample,
         _churn_predict,
         (30.0, 0.3),
+        labels={"horizon": "1h", "classes": ["0", "1"], "positive_class": "1"},
     ),
     "fraud": SimModel(
         "fraud",
@@ -231,15 +251,18 @@ MODELS: Mapping[str, SimModel] = {
         _pricing_predict,
         (25.0, 0.35),
         slow_median_ms=70.0,
+        labels={"horizon": "1h", "task": "regression"},
     ),
 }
 
 
 def training_set(model: SimModel, rng: np.random.Generator, rows: int) -> Columns:
-    """A training table: the feature columns, ``label`` and ``prediction``."""
+    """A training table: the feature columns, ``label``, ``prediction`` and, for a
+    classifier with probabilities, ``proba`` (the probability of class ``1``)."""
     features = model.sample(rng, rows, False)
-    prediction, _, label = model.predict(features, rng)
-    return {**features, "label": label, "prediction": prediction}
+    prediction, p1, label = model.predict(features, rng)
+    proba = {} if p1 is None else {"proba": p1}
+    return {**features, "label": label, "prediction": prediction, **proba}
 
 
 @dataclass(frozen=True)
@@ -252,6 +275,7 @@ class WindowBatch:
     prediction: list[Any]
     proba: list[dict[str, float]] | None
     latency_ms: list[float]
+    label: list[Any]  # the ground truth of each prediction
 
     def __len__(self) -> int:
         return int(self.ts.size)
@@ -274,7 +298,7 @@ def window_batch(
     """
     ts = np.sort(start + rng.uniform(0.0, size_s, n))
     features = model.sample(rng, n, drift)
-    prediction, p1, _ = model.predict(features, rng)
+    prediction, p1, label = model.predict(features, rng)
     proba = None
     if p1 is not None:
         proba = [{"0": round(1.0 - p, 4), "1": round(p, 4)} for p in p1.tolist()]
@@ -285,15 +309,22 @@ def window_batch(
         prediction.tolist(),
         proba,
         model.latency(rng, n, slow).tolist(),
+        label.tolist(),
     )
 
 
 def demo_config(bootstrap: str, redis_url: str, window_s: int, lateness_s: float) -> Config:
-    """The demo's worker configuration: every model of :data:`MODELS`, short windows."""
+    """The demo's worker configuration: every model of :data:`MODELS`, short windows.
+
+    The join holds a label back until the predictions up to its time are
+    stored; :func:`send_traffic` sends predictions past the last label, so that
+    is soon. ``label_wait`` (:data:`LABEL_WAIT`) bounds the wait in case.
+    """
     models: dict[str, Any] = {}
     for m in MODELS.values():
         slo = {} if m.latency_slo_ms is None else {"latency_slo_ms": m.latency_slo_ms}
-        models[m.name] = {"features": dict(m.kinds), **slo}
+        labels = {} if m.labels is None else {"labels": dict(m.labels)}
+        models[m.name] = {"features": dict(m.kinds), **slo, **labels}
     return parse_config(
         {
             "kafka": {
@@ -313,6 +344,7 @@ def demo_config(bootstrap: str, redis_url: str, window_s: int, lateness_s: float
                 "group_id": "driftline-demo",
                 "flush_interval": "200ms",
                 "poll_timeout": "100ms",
+                "label_wait": LABEL_WAIT,
             },
             "models": models,
         },
@@ -341,7 +373,14 @@ def register_baselines(
 
         cols = training_set(m, rng, rows)
         base = build_baseline(
-            m.name, cols, dict(m.kinds), "label", "prediction", "demo-v1", progress
+            m.name,
+            cols,
+            dict(m.kinds),
+            "label",
+            "prediction",
+            "demo-v1",
+            progress,
+            proba_column="proba" if "proba" in cols else None,
         )
         store.save(base)
         print("\r" if bar else "", end="", flush=True)
@@ -352,56 +391,142 @@ def register_baselines(
         )
 
 
+@dataclass
+class Sent:
+    """What the simulated model server sent, per ``(model, window)``, filled in as it goes.
+
+    Attributes:
+        events: predictions logged.
+        labels: labels logged so far.
+        planned: labels it will log for the window (known from the window's start).
+    """
+
+    events: Counter[tuple[str, int]] = field(default_factory=Counter)
+    labels: Counter[tuple[str, int]] = field(default_factory=Counter)
+    planned: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+
+@dataclass
+class _Due:
+    """The labels of one model's window, in label-time order, and how many went out."""
+
+    model: str
+    window: int
+    ts: F64
+    ids: list[str]
+    labels: list[Any]
+    next: int = 0
+
+
+def _plan_labels(b: WindowBatch, w: int, rng: np.random.Generator, size_s: float) -> _Due:
+    """Pick :data:`LABEL_SHARE` of a window's predictions and their label times."""
+    rows = np.flatnonzero(rng.random(len(b)) < LABEL_SHARE)
+    lo, hi = LABEL_DELAY_WINDOWS
+    ts = b.ts[rows] + rng.uniform(lo * size_s, hi * size_s, rows.size)
+    order = np.argsort(ts, kind="stable")
+    picked = rows[order].tolist()
+    return _Due(
+        b.model, w, ts[order], [f"{b.model}-{w}-{i}" for i in picked], [b.label[i] for i in picked]
+    )
+
+
+def _log_predictions(
+    logger: PredictionLogger, b: WindowBatch, ts: list[float], w: int, lo: float, hi: float
+) -> int:
+    """Log the events of ``b`` with event times in ``[lo, hi)``; how many were queued."""
+    n = 0
+    i0, i1 = np.searchsorted(b.ts, [lo, hi]).tolist()
+    for i in range(i0, i1):
+        n += logger.log(
+            {f: col[i] for f, col in b.features.items()},
+            b.prediction[i],
+            model=b.model,
+            id=f"{b.model}-{w}-{i}",
+            ts=ts[i],
+            proba=b.proba[i] if b.proba is not None else None,
+            latency_ms=b.latency_ms[i],
+        )
+    return n
+
+
+def _log_labels(labels: LabelLogger, due: list[_Due], hi: float, sent: Sent) -> list[_Due]:
+    """Log every due label with a label time before ``hi``; the windows with labels left."""
+    for d in due:
+        upto = int(np.searchsorted(d.ts, hi))
+        for i in range(d.next, upto):
+            sent.labels[d.model, d.window] += labels.log(
+                d.ids[i], d.labels[i], model=d.model, ts=float(d.ts[i])
+            )
+        d.next = max(d.next, upto)
+    return [d for d in due if d.next < len(d.ids)]
+
+
 def send_traffic(
     plan: DemoOptions,
     logger: PredictionLogger,
+    labels: LabelLogger | None,
     t0: int,
     lateness_s: float,
     wait_until: Callable[[float], None],
     say: Callable[[str], None],
-) -> Counter[tuple[str, int]]:
+    sent: Sent | None = None,
+) -> Sent:
     """Send ``plan.windows`` windows of every model from event time ``t0``, then a little more.
 
     Events go out in event-time order, ``TICK_S`` of event time per step, each
     step flushed; after each step ``wait_until(monotonic deadline)`` paces the
-    stream (and may print). The traffic continues into one more window until
-    the watermark has passed the last window's end plus the lateness, so every
-    planned window closes. Returns the events sent per ``(model, window)``.
+    stream (and may print). The traffic continues past the last planned window
+    until the watermark has passed its end plus the lateness, so every planned
+    window closes (the windows after it are not planned: nothing checks them).
+
+    With a ``labels`` logger, the labels of the planned windows of models with
+    labels go out in the step their label time falls in, after that step's
+    predictions; the traffic goes on until one step after the last label, so
+    the stored event time passes every label's (the join waits for that).
+    Fills in and returns ``sent``.
     """
     rng = np.random.default_rng([plan.seed, 1])
+    label_rng = np.random.default_rng([plan.seed, 2])  # keeps the traffic's draws as they were
+    sent = Sent() if sent is None else sent
     size = plan.window_seconds
+    steps = int(size / TICK_S)
     stop_at = t0 + plan.windows * size + lateness_s + TICK_S
-    sent: Counter[tuple[str, int]] = Counter()
+    batches: list[WindowBatch] = []
+    times: list[list[float]] = []
+    due: list[_Due] = []
     began = time.monotonic()
-    for w in range(1, plan.windows + 2):  # the last one is partial and stays open
-        start, drift, slow = t0 + (w - 1) * size, w >= plan.drift_from, w in plan.slow_windows
-        if w == plan.drift_from:
-            say(
-                f"  >> model server: from window {w} on, churn.income +12k, churn.plan mix "
-                f"to premium, fraud.amount x1.6; pricing latency x2.8 in windows "
-                f"{plan.slow_windows[0]}-{plan.slow_windows[-1]}"
-            )
-        batches = [
-            window_batch(m, rng, start, size, int(rng.poisson(plan.events)), drift, slow)
-            for m in MODELS.values()
-        ]
-        times = [b.ts.tolist() for b in batches]
-        for k in range(int(size / TICK_S)):
-            lo, hi = start + k * TICK_S, start + (k + 1) * TICK_S
-            if lo >= stop_at:
-                break
-            for b, ts in zip(batches, times, strict=True):
-                i0, i1 = np.searchsorted(b.ts, [lo, hi]).tolist()
-                for i in range(i0, i1):
-                    sent[b.model, w] += logger.log(
-                        {f: col[i] for f, col in b.features.items()},
-                        b.prediction[i],
-                        model=b.model,
-                        id=f"{b.model}-{w}-{i}",
-                        ts=ts[i],
-                        proba=b.proba[i] if b.proba is not None else None,
-                        latency_ms=b.latency_ms[i],
-                    )
-            logger.flush()
-            wait_until(began + (hi - t0) / plan.speed)
-    return sent
+    step, spare = 0, int(labels is not None)
+    while True:
+        w, k = divmod(step, steps)
+        w += 1
+        lo, hi = t0 + (w - 1) * size + k * TICK_S, t0 + (w - 1) * size + (k + 1) * TICK_S
+        if lo >= stop_at and not due:
+            if not spare:
+                return sent
+            spare -= 1
+        if k == 0:
+            drift, slow = w >= plan.drift_from, w in plan.slow_windows
+            if w == plan.drift_from:
+                say(
+                    f"  >> model server: from window {w} on, churn.income +12k, churn.plan mix "
+                    f"to premium, fraud.amount x1.6; pricing latency x2.8 in windows "
+                    f"{plan.slow_windows[0]}-{plan.slow_windows[-1]}"
+                )
+            batches = [
+                window_batch(m, rng, lo, size, int(rng.poisson(plan.events)), drift, slow)
+                for m in MODELS.values()
+            ]
+            times = [b.ts.tolist() for b in batches]
+            if labels is not None and w <= plan.windows:
+                for b in batches:
+                    if MODELS[b.model].labels is not None:
+                        due.append(_plan_labels(b, w, label_rng, size))
+                        sent.planned[b.model, w] += len(due[-1].ids)
+        for b, ts in zip(batches, times, strict=True):
+            sent.events[b.model, w] += _log_predictions(logger, b, ts, w, lo, hi)
+        logger.flush()
+        if labels is not None and due:
+            due = _log_labels(labels, due, hi, sent)
+            labels.flush()
+        wait_until(began + (hi - t0) / plan.speed)
+        step += 1

@@ -212,11 +212,10 @@ class LabelJoiner:
         newest = np.full(len(msgs), -math.inf)
         for b in batches:
             np.maximum.at(newest, np.asarray(b.msg_index, dtype=np.intp), b.ts)
-        upto = len(msgs)
-        for k, m in enumerate(msgs):
-            if not self._ready(st, m, mark, float(newest[k])):
-                upto = k
-                break
+        # every message starts its wait now, so that N waiting messages take one
+        # label_wait, not N of them
+        ready = [self._ready(st, m, mark, float(newest[k])) for k, m in enumerate(msgs)]
+        upto = ready.index(False) if False in ready else len(msgs)
         if upto < len(msgs):
             self.stats.deferred += 1
             assert self.consumer is not None

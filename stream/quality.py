@@ -17,7 +17,13 @@ after the last label plus the retention)::
 
     {"model", "window": {start, end}, "task", "labelled", "predictions" (events
      in the window, once closed), "coverage" (labelled / predictions),
-     "delay_s": {mean, p50, p90, p99}, "metrics": {...}, "updated_at"}
+     "delay_s": {mean, p50, p90, p99}, "metrics": {...}, "estimated", "gaps",
+     "alerts_at" (labels at the last look of the quality rules), "updated_at"}
+
+The quality rules (:mod:`alerting.quality_rules`) look at a window when it
+reaches ``min_labels`` labels and then each time its labels double, so a
+window maturing label by label is tested a handful of times, not at every
+flush (each look is a chance for noise to alert).
 
 ``metrics`` is ``ClassificationQuality.metrics()`` (accuracy, precision /
 recall / F1 per class and averaged, log loss, ROC-AUC, PR-AUC, ECE, the
@@ -273,9 +279,18 @@ class QualityUpdater:
         }
         if estimated and len(mq.classes) == 2:
             q["gaps"] = estimate_gaps(estimated, realised_binary(q["metrics"], mq.classes[-1]))
+        # quality rules look at a window at min_labels and then each time its labels
+        # double (a handful of looks, however the labels trickle in)
+        key = w.keys.quality(model, start)
+        before = w.redis.get(key)
+        looked = int(orjson.loads(before).get("alerts_at", 0)) if before else 0
+        first = w.config.alerts_for(model).rules.quality.min_labels
+        look = q["labelled"] >= (2 * looked if looked else first)
+        q["alerts_at"] = q["labelled"] if look else looked
         ttl = max(1, math.ceil(self.models.ttl_s(model)))
-        w.redis.set(w.keys.quality(model, start), orjson.dumps(q), ex=ttl)
-        self._alerts(model, start, q)
+        w.redis.set(key, orjson.dumps(q), ex=ttl)
+        if look:
+            self._alerts(model, start, q)
 
     def _recent(self, model: str, start: int, k: int) -> list[dict[str, Any]]:
         """The quality of the ``k`` newest closed windows up to ``start``, oldest first

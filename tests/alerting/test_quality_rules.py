@@ -14,7 +14,7 @@ BASE = {"accuracy": 0.86, "macro": {"f1": 0.80}, "rmse": 2.0, "roc_auc": 0.91}
     ("accuracy", "fires"), [(0.8101, False), (0.81, True), (0.80, True), (0.86, False)]
 )
 def test_accuracy_fires_at_five_points_lost_by_default(accuracy: float, fires: bool) -> None:
-    (c,) = quality_checks({"accuracy": accuracy}, BASE, 500, QualitySettings())
+    (c,) = quality_checks({"accuracy": accuracy}, BASE, 1000, QualitySettings())
     assert (c.rule, c.firing, c.severity) == ("quality_accuracy", fires, "critical")
     assert c.threshold == pytest.approx(0.81) and c.value == accuracy
 
@@ -30,15 +30,18 @@ def test_tiers_relative_rises_macro_averages_and_min_labels() -> None:
         },
     )
     window = {"accuracy": 0.82, "rmse": 2.5, "macro": {"f1": 0.70}, "roc_auc": None}
-    got = {c.rule: (c.firing, c.severity) for c in quality_checks(window, BASE, 200, s)}
+    got = {c.rule: (c.firing, c.severity) for c in quality_checks(window, BASE, 5000, s)}
     assert got == {
         "quality_accuracy": (True, "high"),  # 4 points: high, not critical
         "quality_rmse": (True, "medium"),  # 25 % worse: medium, not high
         "quality_f1": (True, "low"),
     }  # roc_auc undefined in the window: no check
-    (rmse,) = [c for c in quality_checks(window, BASE, 200, s) if c.rule == "quality_rmse"]
+    (rmse,) = [c for c in quality_checks(window, BASE, 5000, s) if c.rule == "quality_rmse"]
     assert rmse.threshold == pytest.approx(2.2) and "25.00 % above" in rmse.message
     assert quality_checks(window, BASE, 199, s) == []
+    # at 200 labels a 4-point drop is within noise (4 standard errors = 9.8 points)
+    (acc,) = [c for c in quality_checks(window, BASE, 200, s) if c.rule == "quality_accuracy"]
+    assert not acc.firing and acc.threshold == pytest.approx(0.86 - 4 * (0.86 * 0.14 / 200) ** 0.5)
     assert quality_checks(window, None, 500, s) == []
 
 
@@ -78,3 +81,17 @@ def test_quality_trend_on_matured_windows() -> None:
     assert quality_trend_checks(few, falling, s) == []  # a window under min_labels
     drift = (TrendRule("feature_drift", 4, 0.01),)  # evaluated at close, not here
     assert quality_trend_checks([row(i, a) for i, a in enumerate(accs)], drift, s) == []
+
+
+def test_stationary_windows_filling_up_stay_quiet() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    base, alarms = {"accuracy": 0.86}, 0
+    for _ in range(2000):  # windows looked at 100, 200, 400, 800 and 1,600 labels
+        for n in (100, 200, 400, 800, 1600):
+            acc = rng.binomial(n, 0.86) / n
+            alarms += any(
+                c.firing for c in quality_checks({"accuracy": acc}, base, n, QualitySettings())
+            )
+    assert alarms <= 2  # about 10^-4 per look

@@ -363,7 +363,7 @@ def test_history_errors(
     )
     code, _, err = history("--model", "churn", "--rule", "feature_drfit", capsys=capsys)
     assert code == 2 and "unknown rule 'feature_drfit'; rules: feature_drift, " in err
-    assert err.rstrip().endswith("unseen_categories, latency_p99_trend")  # configured rules too
+    assert err.rstrip().endswith(", quality_mape, latency_p99_trend")  # configured rules too
     code, _, _ = history("--model", "pricing", "--rule", "latency_p99_trend", capsys=capsys)
     assert code == 0
     code, _, err = history(

@@ -1,6 +1,6 @@
 """``driftline demo`` end to end: the embedded servers, a worker and the simulated models
 detect exactly the injected drift and latency regression, count every window exactly,
-and leave nothing running."""
+join exactly the labels sent as the windows mature, and leave nothing running."""
 
 from __future__ import annotations
 
@@ -14,9 +14,17 @@ import pytest
 
 from stream import demo
 from stream.cli import build_parser
+from stream.demo_data import LABEL_SHARE, MODELS, Sent, send_traffic
 from stream.exceptions import ConfigError
 
 INJECTED = {"churn": {"income", "plan"}, "fraud": {"amount"}, "pricing": set()}
+LABELLED = ("churn", "pricing")
+NUM = r"[\d,]+"
+SHARE = r"0\.\d{3}"
+QUALITY_TEXT = {
+    "churn": rf"accuracy {SHARE} \(estimated {SHARE}, baseline {SHARE}\)",
+    "pricing": rf"RMSE {NUM}, MAE {NUM} \(baseline {NUM}, {NUM}\)",
+}
 FEATURES = {
     "churn": {"age", "income", "tenure", "plan", "region", "is_mobile"},
     "fraud": {"amount", "hour", "merchant_type"},
@@ -76,6 +84,54 @@ def test_demo_detects_exactly_the_injected_changes(
     assert "stable:  sqft, rooms, city" in out
     assert "OK: exactly the injected drift and latency regression were detected" in out
 
+    # labels: 80 % of churn's and pricing's predictions, each joined exactly once
+    for name in LABELLED:
+        r = summary.models[name]
+        assert sorted(r.labels_sent) == list(range(1, windows + 1)), name
+        assert r.labelled == r.labels_sent, name
+        assert abs(sum(r.labels_sent.values()) / r.events - LABEL_SHARE) < 0.02, name
+    assert summary.models["fraud"].labels_sent == summary.models["fraud"].labelled == {}
+    assert not any(
+        rule.startswith("quality_") for r in summary.models.values() for rule, _ in r.alerts
+    )
+    churn, pricing = summary.models["churn"], summary.models["pricing"]
+    assert churn.baseline_quality is not None and pricing.baseline_quality is not None
+    assert sorted(churn.estimated) == list(range(1, windows + 1))  # the calibrated estimate
+    realised, estimated = churn.realised("accuracy"), churn.estimated_accuracy
+    assert realised is not None and estimated is not None
+    assert (
+        abs(realised - estimated) < 0.02 and abs(churn.baseline_quality["accuracy"] - 0.71) < 0.01
+    )
+    mse = pricing.realised("mse")
+    assert mse is not None and abs(mse**0.5 / pricing.baseline_quality["rmse"] - 1) < 0.05
+
+    # quality lines as windows mature: once half the labels are in (mostly seen), once final
+    line = r"^w +(\d+) (churn|pricing) +quality: +({n}) labels \((\d+) %\)( final|      )  (.*)$"
+    shown = [
+        (m.start(), int(m[1]), m[2], int(m[3].replace(",", "")), m[5] == " final", m[6])
+        for m in re.finditer(line.format(n=NUM), out, re.M)
+    ]
+    final = {(w, name): (at, n) for at, w, name, n, last, _ in shown if last}
+    halfway = {(w, name): (at, n) for at, w, name, n, last, _ in shown if not last}
+    assert len(final) + len(halfway) == len(shown)  # at most one of each per window
+    assert sorted(final) == [(w, name) for w in range(1, windows + 1) for name in LABELLED]
+    assert len(halfway) >= windows
+    for (w, name), (at, n) in final.items():
+        assert n == summary.models[name].labels_sent[w]
+        assert out.rfind(f"w{w:>3} ", 0, at) > out.find(f"w{w:>3} ")  # after the window's line
+        if (w, name) in halfway:
+            assert halfway[w, name][0] < at and n / 2 <= halfway[w, name][1] < n
+    for _, _, name, _, _, text in shown:
+        assert re.fullmatch(QUALITY_TEXT[name], text), text
+    assert re.search(
+        rf"^ +quality: {NUM} labels \(80 % of the predictions\); accuracy {SHARE} realised vs "
+        rf"{SHARE} estimated \(baseline {SHARE}\)$",
+        out,
+        re.M,
+    )
+    assert re.search(rf"^ +quality: {NUM} labels \(80 % of the predictions\); RMSE ", out, re.M)
+    assert "every window joined exactly the labels sent (no loss, no double count)" in out
+
     # nothing left running: the worker and logger threads ended, both servers exited
     left = [t.name for t in threading.enumerate() if t not in threads_before]
     assert left == []
@@ -100,3 +156,67 @@ def test_options_place_the_changes_after_clean_windows() -> None:
     assert list(demo.DemoOptions(windows=16).slow_windows) == [6, 7, 8]
     assert demo.DemoOptions(windows=6).drift_from == 4
     assert list(demo.DemoOptions(windows=2).slow_windows) == [2]
+
+
+class _Recorder:
+    """Stands in for the SDK's loggers: keeps what is logged, in order."""
+
+    def __init__(self, log: list[tuple[str, dict[str, Any]]], kind: str) -> None:
+        self.records, self.kind = log, kind
+
+    def log(self, *args: Any, **kwargs: Any) -> bool:
+        self.records.append((self.kind, {"args": args, **kwargs}))
+        return True
+
+    def flush(self) -> int:
+        return 0
+
+
+def test_traffic_sends_a_share_of_labels_a_window_or_two_after_their_predictions() -> None:
+    opts = demo.DemoOptions(seed=3, windows=4, window_seconds=5, events=600)
+    records: list[tuple[str, dict[str, Any]]] = []
+    t0, deadlines = 1_000_000, list[float]()
+    sent = send_traffic(
+        opts,
+        _Recorder(records, "prediction"),  # type: ignore[arg-type]
+        _Recorder(records, "label"),  # type: ignore[arg-type]
+        t0,
+        1.0,
+        deadlines.append,
+        lambda _: None,
+        Sent(),
+    )
+    predicted = {
+        r["id"]: (k, r["ts"]) for k, (kind, r) in enumerate(records) if kind == "prediction"
+    }
+    labels = [(k, r) for k, (kind, r) in enumerate(records) if kind == "label"]
+    per_window: dict[tuple[str, int], int] = {}
+    for k, r in labels:
+        ident, label = r["args"]
+        at, ts = predicted[ident]
+        assert at < k and 5.0 <= r["ts"] - ts < 10.0  # after it was logged, 1-2 windows later
+        w = int((ts - t0) // 5) + 1
+        per_window[r["model"], w] = per_window.get((r["model"], w), 0) + 1
+        assert isinstance(label, int if r["model"] == "churn" else float)
+    # labels for the planned windows of the models with a labels table, about 80 % of each
+    want = [(m, w) for m in MODELS if MODELS[m].labels for w in range(1, 5)]
+    assert sorted(per_window) == sorted(want)
+    assert per_window == dict(sent.labels) == dict(sent.planned)
+    for (m, w), n in per_window.items():
+        assert abs(n / sent.events[m, w] - LABEL_SHARE) < 0.06
+    # the predictions go on past the last label (so the join's stored event time reaches it)
+    last_label = max(r["ts"] for _, r in labels)
+    assert max(ts for _, ts in predicted.values()) > last_label
+    assert records[-1][0] == "prediction"
+    assert deadlines == sorted(deadlines)
+
+
+def test_quality_text_shows_accuracy_against_the_estimate_or_the_errors() -> None:
+    at_close = {"estimated": {"accuracy": 0.7012}, "baseline": {"accuracy": 0.71, "rmse": 25012.3}}
+    text = demo._quality_text("classification", {"accuracy": 0.69}, at_close)
+    assert text == "accuracy 0.690 (estimated 0.701, baseline 0.710)"
+    text = demo._quality_text("regression", {"rmse": 24733.0, "mae": 19530.2}, at_close)
+    assert text == "RMSE 24,733, MAE 19,530 (baseline 25,012, n/a)"
+    assert demo._quality_text("classification", {}, {}) == (
+        "accuracy n/a (estimated n/a, baseline n/a)"
+    )

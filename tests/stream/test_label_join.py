@@ -217,3 +217,33 @@ def test_labels_mature_windows_exactly_once(setup: dict[str, Any]) -> None:
         thread.join(30)
     assert not thread.is_alive()
     assert worker.labels is not None and worker.labels.stats.joined == len(labelled)
+
+
+def test_waiting_label_messages_wait_together(setup: dict[str, Any]) -> None:
+    """Labels newer than every stored prediction wait ``label_wait`` (2 s here)
+    once, all messages at the same time, then are joined with what is stored."""
+    import threading
+
+    cfg, topics, client = setup["cfg"], setup["topics"], setup["redis"]
+    keys = Keys(cfg.redis.prefix)
+    worker = Worker(cfg)
+    thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 60}, daemon=True)
+    thread.start()
+    try:
+        with PredictionLogger(setup["bootstrap"], topics["predictions"], model="churn") as log:
+            for i in range(600):
+                log.log({"x": 0.1}, 1, id=f"q{i}", ts=T0 + i * 0.05, proba={"0": 0.2, "1": 0.8})
+        wait_for(lambda: client.hlen(keys.predictions("churn", 0, T0 // HORIZON)) > 0)
+        time.sleep(1.0)  # every prediction record is stored
+        with LabelLogger(setup["bootstrap"], topics["labels"], model="churn") as lab:
+            for k in range(6):  # six messages, each newer than every prediction
+                for i in range(k * 100, (k + 1) * 100):
+                    lab.log(f"q{i}", 1, ts=T0 + 3000.0)
+                lab.flush()
+        began = time.monotonic()
+        wait_for(lambda: worker.labels is not None and worker.labels.stats.joined == 600, 30)
+        took = time.monotonic() - began
+        assert took < 6.0, f"joined after {took:.1f} s: the messages waited one after another"
+    finally:
+        worker.stop()
+        thread.join(30)
