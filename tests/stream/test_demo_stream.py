@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stream import demo
+from stream import demo, demo_view
 from stream.cli import build_parser
 from stream.demo_data import LABEL_SHARE, MODELS, Sent, send_traffic
 from stream.exceptions import ConfigError
@@ -213,10 +213,10 @@ def test_traffic_sends_a_share_of_labels_a_window_or_two_after_their_predictions
 
 def test_quality_text_shows_accuracy_against_the_estimate_or_the_errors() -> None:
     at_close = {"estimated": {"accuracy": 0.7012}, "baseline": {"accuracy": 0.71, "rmse": 25012.3}}
-    text = demo._quality_text("classification", {"accuracy": 0.69}, at_close)
+    text = demo_view.quality_text("classification", {"accuracy": 0.69}, at_close)
     assert text == "accuracy 0.690 (estimated 0.701, baseline 0.710)"
-    text = demo._quality_text("regression", {"rmse": 24733.0, "mae": 19530.2}, at_close)
+    text = demo_view.quality_text("regression", {"rmse": 24733.0, "mae": 19530.2}, at_close)
     assert text == "RMSE 24,733, MAE 19,530 (baseline 25,012, n/a)"
-    assert demo._quality_text("classification", {}, {}) == (
+    assert demo_view.quality_text("classification", {}, {}) == (
         "accuracy n/a (estimated n/a, baseline n/a)"
     )
