@@ -131,6 +131,16 @@ def _status_lines(d: dict[str, Any]) -> list[str]:
     ]
     heads = ["PARTITION", "OFFSET", "MAX EVENT TIME (UTC)", "LAST EVENT", "DEAD LETTERS"]
     out += ["", "PARTITIONS", *(_table(heads, parts, {1}) if parts else ["none stored"])]
+    labels = [
+        [str(p["partition"]), _f(p["offset"]), _counts(p["dead_letters"]) or "-"]
+        for p in d.get("label_partitions") or []
+    ]
+    if labels:
+        out += [
+            "",
+            "LABEL PARTITIONS",
+            *_table(["PARTITION", "OFFSET", "DEAD LETTERS"], labels, {1}),
+        ]
     return [*out, "", f"dead letters: {_counts(d['dead_letters']) or 'none'}"]
 
 

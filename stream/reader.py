@@ -95,10 +95,12 @@ class StateReader:
         idle_timeout_s: float = 30.0,
         allowed_lateness_s: float = 10.0,
         clock: Callable[[], float] = time.time,
+        labels_topic: str = "driftline.labels",
     ) -> None:
         self.client = client
         self.keys = keys
         self.topic = predictions_topic
+        self.labels_topic = labels_topic
         self._partitions = None if partitions is None else sorted(partitions)
         self.specs: Mapping[str, ModelSpecLike] = models or {}
         self.idle_timeout_s = idle_timeout_s
@@ -123,6 +125,7 @@ class StateReader:
             models=cfg.models,
             idle_timeout_s=cfg.windows.idle_timeout_s,
             allowed_lateness_s=cfg.windows.allowed_lateness_s,
+            labels_topic=cfg.topics.labels,
             clock=clock,
         )
 
@@ -297,11 +300,12 @@ class StateReader:
         return out
 
     # -- partitions --------------------------------------------------------------
-    def partition_ids(self) -> list[int]:
-        """The partitions given, else those with a stored offset hash (scanned)."""
-        if self._partitions is not None:
+    def partition_ids(self, topic: str | None = None) -> list[int]:
+        """The partitions given (of the predictions topic), else those of ``topic``
+        (default: the predictions topic) with a stored offset hash (scanned)."""
+        if self._partitions is not None and topic in (None, self.topic):
             return self._partitions
-        head = self.keys.offsets(self.topic, 0).removesuffix("0}:off")  # P:{p:T:
+        head = self.keys.offsets(topic or self.topic, 0).removesuffix("0}:off")  # P:{p:T:
         match = "".join("\\" + c if c in "[]*?\\" else c for c in head) + "*}:off"
         found = set()
         for key in self.client.scan_iter(match=match, count=1000):
@@ -310,18 +314,20 @@ class StateReader:
                 found.add(int(part))
         return sorted(found)
 
-    def partitions(self) -> list[dict[str, Any]]:
+    def partitions(self, topic: str | None = None) -> list[dict[str, Any]]:
         """Each partition's stored state: offset, watermark, activity, fences, dead letters.
 
-        Keys: ``partition``, ``offset`` (next to consume), ``watermark``
-        (largest event time), ``active_at`` (wall time of its last event),
+        ``topic``: the predictions topic (default) or the labels topic. Keys:
+        ``partition``, ``offset`` (next to consume), ``watermark`` (largest
+        event time), ``active_at`` (wall time of its last event),
         ``closed_upto`` {model: end of its newest closed window}, ``claims``
         (times a worker took it over), ``dead_letters`` {reason: n}.
         """
-        parts = self.partition_ids()
+        topic = topic or self.topic
+        parts = self.partition_ids(topic)
         pipe = self.client.pipeline(transaction=False)
         for p in parts:
-            pipe.hgetall(self.keys.offsets(self.topic, p))
+            pipe.hgetall(self.keys.offsets(topic, p))
         out = []
         for p, raw in zip(parts, pipe.execute(), strict=True):
             h = {_s(k): _s(v) for k, v in raw.items()}
@@ -341,8 +347,8 @@ class StateReader:
         return out
 
     def dead_letters(self) -> dict[str, int]:
-        """Dead letters by reason, summed over partitions."""
-        return _total_dead(self.partitions())
+        """Dead letters by reason, summed over the partitions of both topics."""
+        return _total_dead([*self.partitions(), *self.partitions(self.labels_topic)])
 
     def watermark(self) -> float | None:
         """The global watermark as the window closers compute it (``None``: none yet).
@@ -371,8 +377,8 @@ class StateReader:
             ``prefix``, ``topic``, ``now``, ``watermark``, ``models`` (each with
             ``model``, ``baseline`` version, ``last_window`` {start, end, count,
             drifted_features, firing} or ``None``, ``open_windows`` [{start,
-            end, count}]), ``partitions`` (:meth:`partitions`) and
-            ``dead_letters`` by reason.
+            end, count}]), ``partitions`` and ``label_partitions``
+            (:meth:`partitions`) and ``dead_letters`` by reason (both topics).
         """
         rows = []
         for model in sorted(set(self.models()) | set(models)):
@@ -396,6 +402,7 @@ class StateReader:
                 }
             )
         parts = self.partitions()
+        label_parts = self.partitions(self.labels_topic)
         return {
             "prefix": self.keys.prefix,
             "topic": self.topic,
@@ -403,5 +410,6 @@ class StateReader:
             "watermark": self._watermark(parts),
             "models": rows,
             "partitions": parts,
-            "dead_letters": _total_dead(parts),
+            "label_partitions": label_parts,
+            "dead_letters": _total_dead([*parts, *label_parts]),
         }

@@ -167,6 +167,8 @@ def test_labels_mature_windows_exactly_once(setup: dict[str, Any]) -> None:
             r = dict(m.headers())["reason"].decode()
             reasons[r] = reasons.get(r, 0) + 1
         assert reasons == {"unknown_id": 1, "expired": 1, "duplicate_label": 25}
+        # and counted with the label partitions' offsets, exactly
+        assert StateReader.from_config(cfg).dead_letters() == reasons
         for w in range(N_WINDOWS):
             start = T0 + w * WINDOW
             q = orjson.loads(client.get(keys.quality("churn", start)))
