@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sketches.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/labels.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["Report", "Row", "Stat", "Target", "fmt", "one_blas_thread"]
+__all__ = ["Report", "Row", "Stat", "Target", "TimedParts", "fmt", "one_blas_thread"]
 
 
 @dataclass
@@ -130,3 +133,27 @@ def one_blas_thread() -> None:
         "NUMEXPR_NUM_THREADS",
     ):
         os.environ[var] = "1"
+
+
+class TimedParts:
+    """Wall time per named part of a run, counted between ``t_first`` and ``t_end``
+    (both ``time.perf_counter()``; set by the run)."""
+
+    def __init__(self, parts: Iterable[str]) -> None:
+        self.split: dict[str, float] = dict.fromkeys(parts, 0.0)
+        self.t_first: float | None = None
+        self.t_end: float | None = None
+
+    def _timed(self, fn: Callable[..., Any], part: str) -> Callable[..., Any]:
+        """``fn`` wrapped to add its time to ``split[part]`` while the clock runs."""
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if self.t_first is None or self.t_end is not None:
+                return fn(*args, **kwargs)
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.split[part] = self.split.get(part, 0.0) + time.perf_counter() - t
+
+        return timed

@@ -103,7 +103,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Callable, Iterator, Sequence  # noqa: E402
+from collections.abc import Callable, Iterator, Mapping, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -113,7 +113,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
-from bench.report import Report, Stat  # noqa: E402
+from bench.report import Report, Stat, TimedParts  # noqa: E402
 from stream.baseline import Baseline, BaselineStore, build_baseline  # noqa: E402
 from stream.closer import WindowCloser  # noqa: E402
 from stream.config import Config, parse_config  # noqa: E402
@@ -228,18 +228,26 @@ def servers(server_cpus: set[int], kafka: dict[str, str] | None = None) -> Itera
 
 
 def make_config(
-    srv: Servers, prefix: str, topics: dict[str, str], model: str, batch_size: int = 10_000
+    srv: Servers,
+    prefix: str,
+    topics: dict[str, str],
+    model: str,
+    batch_size: int = 10_000,
+    *,
+    table: Mapping[str, Any] | None = None,
+    worker: Mapping[str, Any] | None = None,
 ) -> Config:
     """A worker configuration: defaults, except the servers, topics and batch size
-    (and the ``--kafka`` properties)."""
+    (and the ``--kafka`` properties); ``table`` is the model's ``[models.<m>]`` table
+    and ``worker`` more ``[worker]`` settings (both empty by default)."""
     return parse_config(
         {
             "kafka": {"bootstrap.servers": srv.bootstrap, **KAFKA_CONF, **srv.kafka},
             "redis": {"url": srv.redis_url, "prefix": prefix},
             "topics": topics,
             "windows": {"size": WINDOW_S},
-            "worker": {"group_id": f"bench-{prefix}", "batch_size": batch_size},
-            "models": {model: {}},
+            "worker": {"group_id": f"bench-{prefix}", "batch_size": batch_size, **(worker or {})},
+            "models": {model: dict(table or {})},
         },
         env={},
     )
@@ -420,16 +428,14 @@ class _TimedConsumer:
         return getattr(self._inner, name)
 
 
-class _Probe:
+class _Probe(TimedParts):
     """Times one worker run (see the module docstring) and stops it when all is flushed."""
 
     def __init__(self, worker: Worker, events: int, profile: cProfile.Profile | None) -> None:
+        super().__init__(("kafka", "decode", "flush", "close"))
         self.worker = worker
         self.events = events
         self.profile = profile
-        self.t_first: float | None = None
-        self.t_end: float | None = None
-        self.split = {"kafka": 0.0, "decode": 0.0, "flush": 0.0, "close": 0.0}
         self._poll = worker.poll_once
         self._flush = worker.flush_all
         worker.poll_once = self._poll_once  # type: ignore[method-assign]
@@ -440,18 +446,6 @@ class _Probe:
             worker._decode = self._timed(decode, "decode")  # type: ignore[method-assign]
         if worker.closer is not None:
             worker.closer.close_due = self._timed(worker.closer.close_due, "close")
-
-    def _timed(self, fn: Callable[..., Any], part: str) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if self.t_first is None or self.t_end is not None:
-                return fn(*args, **kwargs)
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.split[part] += time.perf_counter() - t
-
-        return timed
 
     def first_messages(self) -> None:
         """The first messages have arrived: start the clock (and the profiler)."""

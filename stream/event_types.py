@@ -129,6 +129,10 @@ class ModelBatch:
     # proba)`` with ``proba`` a list of per-row ``{class: p}`` (or ``None``),
     # an object of per-class arrays, or ``None``; read with :func:`proba_matrix`
     proba: list[tuple[int, Any]] = field(default_factory=list)
+    # proba_matrix results by classes (the join's records and the score histogram share one)
+    proba_cache: dict[tuple[str, ...], NDArray[np.float64]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -215,7 +219,12 @@ def proba_matrix(batch: ModelBatch, classes: Sequence[str]) -> NDArray[np.float6
         >>> proba_matrix(b, ["0", "1"]).tolist()
         [[0.2, 0.8], [nan, nan], [nan, 0.3]]
     """
+    key = tuple(classes)
+    cached = batch.proba_cache.get(key)
+    if cached is not None:
+        return cached
     out = np.full((len(batch), len(classes)), np.nan)
+    batch.proba_cache[key] = out
     col = {c: j for j, c in enumerate(classes)}
     row = 0
     for n, proba in batch.proba:

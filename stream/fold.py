@@ -124,12 +124,16 @@ class WindowFold:
     """The sketches of one (model, window) accumulated since the last flush."""
 
     def __init__(
-        self, baseline: Baseline, confidence_threshold: float = 0.5, positive: str | None = None
+        self,
+        baseline: Baseline,
+        confidence_threshold: float = 0.5,
+        score_classes: tuple[str, ...] | None = None,
     ) -> None:
         self.baseline = baseline
         self.confidence_threshold = confidence_threshold
-        self.positive = positive  # the class whose probabilities are binned (``@score``)
-        self.scores = np.zeros(SCORE_BINS) if positive is not None else None
+        # a binary classifier's classes, positive last: its probabilities are binned (``@score``)
+        self.score_classes = score_classes
+        self.scores = np.zeros(SCORE_BINS) if score_classes is not None else None
         self.n = 0
         self.hist: dict[str, ReferenceHistogram] = {}
         self.cats: dict[str, CategoricalCounter] = {}
@@ -175,8 +179,8 @@ class WindowFold:
             self.conf_n += int(conf.size)
             self.conf_sum += float(conf.sum())
             self.conf_below += int((conf < self.confidence_threshold).sum())
-        if self.scores is not None and self.positive is not None and conf.size:
-            score = proba_matrix(batch, [self.positive])[idx, 0]
+        if self.scores is not None and self.score_classes is not None and conf.size:
+            score = proba_matrix(batch, self.score_classes)[idx, -1]
             score = score[~np.isnan(score)]
             if score.size:
                 self.scores += score_counts(np.clip(score, 0.0, 1.0), SCORE_BINS)
@@ -226,12 +230,16 @@ class PartitionFold:
     )
 
     def window(
-        self, baseline: Baseline, start: int, threshold: float = 0.5, positive: str | None = None
+        self,
+        baseline: Baseline,
+        start: int,
+        threshold: float = 0.5,
+        score_classes: tuple[str, ...] | None = None,
     ) -> WindowFold:
         key = (baseline.model, start)
         w = self.windows.get(key)
         if w is None:
-            w = self.windows[key] = WindowFold(baseline, threshold, positive)
+            w = self.windows[key] = WindowFold(baseline, threshold, score_classes)
         return w
 
     def count(self, name: str, n: int = 1) -> None:

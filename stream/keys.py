@@ -39,7 +39,7 @@ Labels (``L`` the labels topic; :mod:`stream.label_join`):
 * ``P:{pr:M:S}:<bucket>`` (hash): prediction id → packed record (time,
   prediction, class probabilities) of model ``M`` for the join, ``S`` =
   CRC-32 of the id mod 16, ``bucket`` = prediction time // label horizon;
-  expires two horizons after its last write.
+  expires 1.05 horizons after its last write.
 * ``P:{p:L:N}:off`` and ``:open``: as for predictions, for label partitions.
 * ``P:{p:L:N}:w:<model>:<start>`` (hash): this label partition's additive
   quality state for the window of the labelled predictions.

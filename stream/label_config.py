@@ -12,10 +12,13 @@ prediction::
     positive_class = "1"        # binary: the class probabilities and AUC refer to
                                 # (default: the last of classes)
 
-Memory: about 60 bytes plus 4 per class for every prediction kept, i.e.
-``rate × horizon × that`` (1,000 predictions/s for 7 days of a binary
-classifier: about 40 GB). Without the table, labels for the model are
-dead-lettered as ``labels_off``.
+Memory: each prediction's record takes about 75 bytes in Redis for a binary
+classifier with short ids (87 with UUIDs; 4 more per extra class) and is kept
+1 to 2 horizons (1.5 on average): ``rate × 1.5 × horizon × 75 B``, e.g. 100
+predictions/s for 7 days is about 7 GB. Each joined label's id is kept too
+(about 40 bytes, for the horizon plus the window retention) to refuse
+duplicates. Without the table, labels for the model are dead-lettered as
+``labels_off``.
 """
 
 from __future__ import annotations

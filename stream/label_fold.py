@@ -77,6 +77,7 @@ class LabelFold:
     seen: dict[tuple[str, int], set[str]] = field(default_factory=dict)  # (model, bucket)
     counters: dict[str, int] = field(default_factory=dict)
     messages: int = 0
+    labels: int = 0  # labels in the messages folded (joined or dead-lettered)
 
     @property
     def empty(self) -> bool:

@@ -50,9 +50,10 @@ from stream.prediction_store import PredictionStore
 from stream.quality import QualityModels, QualityUpdater
 from stream.store import StateStore, patiently
 
-__all__ = ["LabelJoiner", "LabelStats"]
+__all__ = ["LABELS_PER_FLUSH", "LabelJoiner", "LabelStats"]
 
 log = logging.getLogger("driftline.labels")
+LABELS_PER_FLUSH = 20_000  # labels a partition folds before its state is written
 
 
 @dataclass
@@ -179,6 +180,8 @@ class LabelJoiner:
                 if st is not None:  # half-folded: drop it all, re-read from the stored offset
                     self._rewind(p, st, st.stored, False)
                 raise
+        if any(st.fold.labels >= LABELS_PER_FLUSH for st in self.parts.values()):
+            self.flush_all()
 
     def _stored_mark(self) -> float | None:
         """Event time up to which every active prediction partition's records are stored."""
@@ -218,10 +221,20 @@ class LabelJoiner:
         upto = ready.index(False) if False in ready else len(msgs)
         if upto < len(msgs):
             self.stats.deferred += 1
+        # at most LABELS_PER_FLUSH labels between flushes (one message at least),
+        # so that one flush script never blocks Redis for long
+        per_msg = np.zeros(len(msgs), dtype=np.int64)
+        for b in batches:
+            np.add.at(per_msg, np.asarray(b.msg_index, dtype=np.intp), 1)
+        room = LABELS_PER_FLUSH - st.fold.labels
+        fit = int(np.searchsorted(np.cumsum(per_msg), room, side="right"))
+        upto = min(upto, max(fit, 0 if st.fold.labels else 1))
+        if upto < len(msgs):
             assert self.consumer is not None
             self.consumer.seek(TopicPartition(self.topic, p, msgs[upto].offset()))
         if upto == 0:
             return
+        st.fold.labels += int(per_msg[:upto].sum())
         for k, dl in dead:
             if k < upto:
                 self._dead_letter(st.fold, msgs[k], dl)
@@ -305,13 +318,20 @@ class LabelJoiner:
         """Indices of ``ids`` not labelled before (marking them); duplicates are dead-lettered."""
         p = int(msgs[b.msg_index[rows[0]]].partition() or 0) if rows else 0
         keys = self.w.keys
+        by_key: dict[str, list[int]] = {}  # one HMGET per hash, not one call per id
+        for j, bucket in enumerate(buckets):
+            by_key.setdefault(keys.labelled(self.topic, p, model, bucket), []).append(j)
         pipe = self.w.redis.pipeline(transaction=False)
-        for ident, bucket in zip(ids, buckets, strict=True):
-            pipe.hexists(keys.labelled(self.topic, p, model, bucket), ident)
+        for key, js in by_key.items():
+            pipe.hmget(key, [ids[j] for j in js])
         try:
-            stored = pipe.execute()
+            replies = pipe.execute()
         except redis.RedisError as exc:
             raise StoreError(f"labelled ids not read ({type(exc).__name__}): {exc}") from exc
+        stored = [False] * len(ids)
+        for js, got in zip(by_key.values(), replies, strict=True):
+            for j, v in zip(js, got, strict=True):
+                stored[j] = v is not None
         fresh, dup = [], []
         for j, (ident, bucket, known) in enumerate(zip(ids, buckets, stored, strict=True)):
             pending = fold.seen.setdefault((model, bucket), set())

@@ -13,11 +13,14 @@ Records live in hashes ``P:{pr:<model>:<shard>}:<bucket>`` (:mod:`stream.keys`):
 16 shards by CRC-32 of the id, so one model's records spread over the
 cluster's slots, and buckets of one horizon of prediction time, so a label at
 time ``L`` finds its prediction in the buckets of ``L - 2 horizons`` to ``L``
-(and one more for clock skew), so that one up to two horizons old is found and
-reported ``expired`` rather than unknown. A bucket expires two horizons after its
-last write; a label found for a prediction older than the horizon is
-``expired``, one not found at all is ``unknown_id``. An id logged twice keeps
-its last record.
+(and one more for clock skew). A bucket expires 1.05 horizons (at least an
+hour) after its last write, so every record is kept at least one horizon
+after it was written, and at most about two (on average 1.5: memory is rate × 1.5 ×
+horizon × the record's size in Redis, about 75 bytes for a binary
+classifier with 12-character ids, 87 with UUIDs). A label found for a
+prediction older than the horizon is ``expired``, one not found at all is
+``unknown_id`` (a prediction more than a horizon old may already be gone). An
+id logged twice keeps its last record.
 
 Example:
     >>> lay = RecordLayout("classification", ("0", "1"))
@@ -44,9 +47,10 @@ from stream.exceptions import StoreError
 from stream.keys import Keys
 from stream.label_config import class_name
 
-__all__ = ["SHARDS", "PredictionStore", "RecordLayout", "shard_of"]
+__all__ = ["SHARDS", "TTL_FACTOR", "PredictionStore", "RecordLayout", "shard_of"]
 
 SHARDS = 16
+TTL_FACTOR = 1.05  # a bucket lives this many horizons after its last write
 Array = NDArray[np.float64]
 
 
@@ -75,15 +79,19 @@ class RecordLayout:
         if self.task == "regression":
             return np.asarray(batch.prediction[rows], dtype=np.float64)
         index = {c: float(j) for j, c in enumerate(self.classes)}
-        labels, nums = batch.prediction_label, batch.prediction
-        out = np.empty(rows.size)
-        for j, i in enumerate(rows.tolist()):
-            label = labels[i]
-            if label is None:
-                v = float(nums[i])
-                out[j] = math.nan if math.isnan(v) else index.get(class_name(v), -1.0)
-            else:
-                out[j] = index.get(label, -1.0)
+        nums = np.asarray(batch.prediction[rows], dtype=np.float64)
+        out = np.full(rows.size, np.nan)
+        labels = batch.prediction_label
+        named = [(j, labels[i]) for j, i in enumerate(rows.tolist()) if labels[i] is not None]
+        for j, label in named:
+            out[j] = index.get(label, -1.0)
+        numeric = ~np.isnan(nums)
+        if named:
+            numeric[[j for j, _ in named]] = False
+        if numeric.any():  # numbers as class names (1.0 → "1"), one lookup per distinct value
+            values, inverse = np.unique(nums[numeric], return_inverse=True)
+            codes = np.array([index.get(class_name(float(v)), -1.0) for v in values.tolist()])
+            out[numeric] = codes[inverse]
         return out
 
     def records(self, batch: ModelBatch, rows: NDArray[np.intp]) -> list[bytes]:
@@ -132,11 +140,20 @@ class PredictionStore:
         Raises:
             StoreError: Redis failed; retry (nothing that was written is wrong).
         """
+        if not ids:
+            return
+        shards = np.fromiter((shard_of(i) for i in ids), dtype=np.int64, count=len(ids))
+        buckets = np.floor(np.asarray(ts) / horizon_s).astype(np.int64)
+        order = np.lexsort((shards, buckets))
+        ks, kb = shards[order], buckets[order]
+        cuts = np.flatnonzero((np.diff(ks) != 0) | (np.diff(kb) != 0)) + 1
         groups: dict[str, dict[str, bytes]] = {}
-        for ident, t, rec in zip(ids, ts.tolist(), records, strict=True):
-            key = self.keys.predictions(model, shard_of(ident), self._bucket(t, horizon_s))
-            groups.setdefault(key, {})[ident] = rec
-        ttl = max(3600, math.ceil(2 * horizon_s))
+        for part in np.split(order, cuts):
+            j = int(part[0])
+            key = self.keys.predictions(model, int(shards[j]), int(buckets[j]))
+            sel = part.tolist()
+            groups[key] = dict(zip([ids[i] for i in sel], [records[i] for i in sel], strict=True))
+        ttl = max(3600, math.ceil(TTL_FACTOR * horizon_s + 60))
         pipe = self.client.pipeline(transaction=False)
         for key, mapping in groups.items():
             pipe.hset(key, mapping=mapping)

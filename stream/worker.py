@@ -331,11 +331,11 @@ class Worker:
                 batch_max = tmax if batch_max is None else max(batch_max, tmax)
                 ustarts, inverse = np.unique(starts[ok], return_inverse=True)
                 spec = self.config.models[b.model]
-                positive = self._score_class(b.model, base)
+                scored = self._score_classes(b.model, base)
                 for j, start in enumerate(ustarts.tolist()):
                     rows = ok[inverse == j]
                     wbase = self._window_baseline(b.model, int(start), base)
-                    w = fold.window(wbase, int(start), spec.confidence_threshold, positive)
+                    w = fold.window(wbase, int(start), spec.confidence_threshold, scored)
                     w.add(b, rows)
                 self._remember(fold, b, ok)
                 self.stats.events += int(ok.size)
@@ -346,13 +346,14 @@ class Worker:
         self.stats.messages += len(msgs)
         st.next_offset = msgs[-1].offset() + 1
 
-    def _score_class(self, model: str, base: Baseline) -> str | None:
-        """The positive class of a binary classifier whose quality is estimated
-        before labels arrive (its labels are joined and its baseline has a calibrator)."""
+    def _score_classes(self, model: str, base: Baseline) -> tuple[str, ...] | None:
+        """The classes (positive last) of a binary classifier whose quality is
+        estimated before labels arrive (its labels are joined and its baseline
+        has a calibrator)."""
         mq = self.labels.models.get(model) if self.labels is not None else None
         if mq is None or len(mq.classes) != 2 or "calibrator" not in base.meta:
             return None
-        return mq.classes[-1]
+        return mq.classes
 
     def _remember(self, fold: PartitionFold, b: ModelBatch, rows: np.ndarray) -> None:
         """Keep the prediction records of a model whose labels are joined."""
