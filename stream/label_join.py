@@ -48,6 +48,7 @@ from stream.label_fold import LabelFold
 from stream.labels import LabelBatch, decode_labels
 from stream.prediction_store import PredictionStore
 from stream.quality import QualityModels, QualityUpdater
+from stream.rebalance import PartitionOwner
 from stream.store import StateStore, patiently
 
 __all__ = ["LABELS_PER_FLUSH", "LabelJoiner", "LabelStats"]
@@ -75,7 +76,7 @@ class LabelStats:
     deferred: int = 0
 
 
-class LabelJoiner:
+class LabelJoiner(PartitionOwner):
     """Consumes labels for one worker (see the module docstring).
 
     Args:
@@ -143,18 +144,6 @@ class LabelJoiner:
             f"claim {self.topic}[{partition}]",
             self.w._stop.is_set,
         )
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            if tp.partition in self.parts:
-                self._flush_partition(tp.partition, final=True)
-                self.parts.pop(tp.partition, None)
-        consumer.unassign()
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self.parts.pop(tp.partition, None)
-        consumer.unassign()
 
     # -- the loop --------------------------------------------------------------
     def poll_once(self, timeout: float = 0.0) -> None:

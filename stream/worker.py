@@ -40,6 +40,7 @@ from stream.fold import PartitionFold, window_start
 from stream.keys import Keys
 from stream.label_join import LabelJoiner
 from stream.prediction_store import PredictionStore
+from stream.rebalance import PartitionOwner
 from stream.redis_client import connect
 from stream.store import PartitionState, StateStore, patiently
 
@@ -71,7 +72,7 @@ class WorkerStats:
     windows_closed: int = 0
 
 
-class Worker:
+class Worker(PartitionOwner):
     """A driftline stream worker.
 
     Args:
@@ -206,18 +207,6 @@ class Worker:
             f"claim {topic}[{partition}]",
             self._stop.is_set,
         )
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            if tp.partition in self.parts:
-                self._flush_partition(tp.partition, final=True)
-                self.parts.pop(tp.partition, None)
-        consumer.unassign()
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self.parts.pop(tp.partition, None)
-        consumer.unassign()
 
     # -- main loop ---------------------------------------------------------
     def stop(self) -> None:
