@@ -31,6 +31,7 @@ from stream.event_values import (
     categorical_values,
     check_numeric,
     check_segment,
+    id_problem,
     proba_top,
     show,
     ts_seconds,
@@ -146,12 +147,8 @@ class Rows:
             if version is not None and type(version) is not str:
                 raise Reject("bad_type", f"version: expected a string, got {show(version)}")
             ident = ev.get("id")
-            if type(ident) is not str:
-                if ident is None:
-                    raise Reject("missing_field", "id: missing")
-                raise Reject("bad_type", f"id: expected a string, got {show(ident)}")
-            if not 0 < len(ident) <= ID_MAX:
-                raise Reject("bad_value", f"id: {len(ident)} characters, expected 1..{ID_MAX}")
+            if type(ident) is not str or not 0 < len(ident) <= ID_MAX:
+                raise id_problem(ident)
             ts = ev.get("ts")
             if type(ts) is not float or not 0.0 <= ts < TS_MAX:
                 ts = ts_seconds(ts)

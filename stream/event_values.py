@@ -38,7 +38,10 @@ __all__ = [
     "check_segment",
     "dump",
     "field",
+    "id_problem",
     "iso_seconds",
+    "model_name_problem",
+    "model_type_problem",
     "proba_top",
     "show",
     "ts_seconds",
@@ -135,6 +138,28 @@ def dump(event: object, lenient: bool) -> bytes:
         return json.dumps(event, separators=(",", ":")).encode()
     except (ValueError, RecursionError):
         return b'{"error":"event too deeply nested to serialize"}'
+
+
+def id_problem(ident: object) -> Reject:
+    """Why ``ident`` is not an event id (a string of 1 to ``ID_MAX`` characters);
+    call it only for one that is not."""
+    if ident is None:
+        return Reject("missing_field", "id: missing")
+    if type(ident) is not str:
+        return Reject("bad_type", f"id: expected a string, got {show(ident)}")
+    return Reject("bad_value", f"id: {len(ident)} characters, expected 1..{ID_MAX}")
+
+
+def model_type_problem(model: object) -> Reject:
+    """Why ``model``, not a string, is no model id (missing, or of another type)."""
+    if model is None:
+        return Reject("missing_field", "model: missing")
+    return Reject("bad_type", f"model: expected a string, got {show(model)}")
+
+
+def model_name_problem(model: str) -> Reject:
+    """Why ``model`` is no model id: it does not match :data:`MODEL_RE`."""
+    return Reject("bad_value", f"model: {show(model)} does not match [A-Za-z0-9_.-]{{1,64}}")
 
 
 def ts_seconds(v: object) -> float:

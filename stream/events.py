@@ -75,7 +75,14 @@ import orjson
 from stream.columnar import check_shape, row, rows, vectorise
 from stream.event_rows import Rows, plan_for
 from stream.event_types import REASONS, DeadLetter, FeatureKind, ModelBatch, ModelSchema, concat
-from stream.event_values import MODEL_RE, Reject, dump, show
+from stream.event_values import (
+    MODEL_RE,
+    Reject,
+    dump,
+    model_name_problem,
+    model_type_problem,
+    show,
+)
 
 __all__ = [
     "REASONS",
@@ -142,16 +149,12 @@ class _Decoder:
     def resolve(self, model: object) -> Rows | Reject:
         """The slot of an event's ``model`` value, or why the event has none."""
         if type(model) is not str:
-            if model is None:
-                return Reject("missing_field", "model: missing")
-            return Reject("bad_type", f"model: expected a string, got {show(model)}")
+            return model_type_problem(model)
         slot = self.slots.get(model)
         if slot is None:
             schema = self.schemas.get(model)
             if not _valid_name(model):
-                slot = Reject(
-                    "bad_value", f"model: {show(model)} does not match [A-Za-z0-9_.-]{{1,64}}"
-                )
+                slot = model_name_problem(model)
             elif schema is None:
                 slot = Reject("unknown_model", f"model: {show(model)} has no registered schema")
             else:

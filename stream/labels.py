@@ -32,7 +32,17 @@ import orjson
 from numpy.typing import NDArray
 
 from stream.event_types import DeadLetter
-from stream.event_values import ID_MAX, MODEL_RE, Reject, dump, show, ts_seconds
+from stream.event_values import (
+    ID_MAX,
+    MODEL_RE,
+    Reject,
+    dump,
+    id_problem,
+    model_name_problem,
+    model_type_problem,
+    show,
+    ts_seconds,
+)
 
 __all__ = ["LABEL_REASONS", "LabelBatch", "decode_labels"]
 
@@ -67,20 +77,14 @@ def _check(ev: Any, models: Container[str]) -> tuple[str, str, str | int | float
         raise Reject("bad_type", f"expected a label object, got {show(ev)}")
     model = ev.get("model")
     if type(model) is not str:
-        if model is None:
-            raise Reject("missing_field", "model: missing")
-        raise Reject("bad_type", f"model: expected a string, got {show(model)}")
+        raise model_type_problem(model)
     if not MODEL_RE.fullmatch(model):
-        raise Reject("bad_value", f"model: {show(model)} does not match [A-Za-z0-9_.-]{{1,64}}")
+        raise model_name_problem(model)
     if model not in models:
         raise Reject("unknown_model", f"model: {show(model)} is not configured")
     ident = ev.get("id")
-    if type(ident) is not str:
-        if ident is None:
-            raise Reject("missing_field", "id: missing")
-        raise Reject("bad_type", f"id: expected a string, got {show(ident)}")
-    if not 0 < len(ident) <= ID_MAX:
-        raise Reject("bad_value", f"id: {len(ident)} characters, expected 1..{ID_MAX}")
+    if type(ident) is not str or not 0 < len(ident) <= ID_MAX:
+        raise id_problem(ident)
     label: Any = ev.get("label")
     tl = type(label)
     if label is None:
