@@ -42,7 +42,7 @@ from typing import Any
 
 from alerting.check import Check, fmt, num
 from alerting.events import Severity, Status
-from alerting.settings import QualitySettings, TrendRule
+from alerting.settings import HIGHER_IS_BETTER, LOWER_IS_BETTER, QualitySettings, TrendRule
 from alerting.trend import slope_check, window_index
 
 __all__ = [
@@ -54,8 +54,6 @@ __all__ = [
     "quality_trend_checks",
 ]
 
-HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "r2")
-LOWER_IS_BETTER = ("log_loss", "ece", "mae", "mse", "rmse", "mape")
 _ORDER: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 
 
@@ -119,7 +117,7 @@ def quality_trend_checks(
     rows: Sequence[Mapping[str, Any]], trends: tuple[TrendRule, ...], settings: QualitySettings
 ) -> list[Check]:
     """Trend rules on realised quality (``metric`` in
-    :data:`~alerting.settings.QUALITY_TREND_METRICS`) over window qualities
+    :data:`~alerting.settings.QUALITY_METRICS`) over window qualities
     ``rows`` (``{"window", "labelled", "metrics"}``, oldest first, ending with the
     window just updated): the last ``windows`` of them must each have at least
     ``min_labels`` labels and define the metric."""

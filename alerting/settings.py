@@ -38,9 +38,10 @@ from alerting.events import Severity
 __all__ = [
     "DEFAULT_TIERS",
     "FEATURE_TREND_METRICS",
+    "HIGHER_IS_BETTER",
+    "LOWER_IS_BETTER",
     "MODEL_TREND_METRICS",
     "QUALITY_METRICS",
-    "QUALITY_TREND_METRICS",
     "TREND_METRICS",
     "Direction",
     "FeatureOverride",
@@ -98,24 +99,12 @@ FEATURE_TREND_METRICS: Mapping[str, str] = MappingProxyType(
         "unseen_share": "share of categories the baseline never saw",
     }
 )
-#: realised quality metrics a trend rule may watch: evaluated as windows mature
-#: (:func:`alerting.quality_rules.quality_trend_checks`), not at close
-QUALITY_TREND_METRICS = (
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "pr_auc",
-    "r2",
-    "log_loss",
-    "ece",
-    "mae",
-    "mse",
-    "rmse",
-    "mape",
-)
-TREND_METRICS = (*MODEL_TREND_METRICS, *FEATURE_TREND_METRICS, *QUALITY_TREND_METRICS)
+#: realised quality metrics (quality rules and trends, :mod:`alerting.quality_rules`):
+#: where higher is better, and where lower is better
+HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "r2")
+LOWER_IS_BETTER = ("log_loss", "ece", "mae", "mse", "rmse", "mape")
+QUALITY_METRICS = (*HIGHER_IS_BETTER, *LOWER_IS_BETTER)
+TREND_METRICS = (*MODEL_TREND_METRICS, *FEATURE_TREND_METRICS, *QUALITY_METRICS)
 
 
 @dataclass(frozen=True)
@@ -145,7 +134,7 @@ class TrendRule:
     @property
     def on_quality(self) -> bool:
         """A realised-quality metric: evaluated as windows mature, not at close."""
-        return self.metric in QUALITY_TREND_METRICS
+        return self.metric in QUALITY_METRICS
 
 
 @dataclass(frozen=True)
@@ -171,24 +160,6 @@ class FeatureOverride:
     unseen_share: float | None = None
     severity: Tiers | None = None  # tiers of the feature's drift method
     off: frozenset[str] = frozenset()  # rules switched off for this feature
-
-
-#: metrics a quality rule may watch (see :mod:`alerting.quality_rules`)
-QUALITY_METRICS = (
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "pr_auc",
-    "r2",
-    "log_loss",
-    "ece",
-    "mae",
-    "mse",
-    "rmse",
-    "mape",
-)
 
 
 def _default_quality() -> Mapping[str, Tiers]:
