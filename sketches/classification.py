@@ -57,7 +57,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from sketches.calibration import bin_sums, expected_calibration_error, reliability
 from sketches.categorical import OTHER
-from sketches.codec import Reader, Writer, check
+from sketches.codec import Reader, Writer, check, check_state_vector, state_vector
 from sketches.confusion import averages, class_scores
 from sketches.exceptions import DecodeError, IncompatibleSketchError
 from sketches.labels import LabelIndex
@@ -467,13 +467,7 @@ class ClassificationQuality:
             logit_max=logit_max,
             calibration_bins=calibration_bins,
         )
-        if isinstance(vector, bytes | bytearray | memoryview):
-            if len(vector) % 8:
-                raise DecodeError(f"ClassificationQuality: {len(vector)} bytes is not float64s")
-            v = np.frombuffer(vector, dtype="<f8").astype(np.float64)
-        else:
-            v = np.asarray(vector, dtype=np.float64).ravel()
-        q._load(v)
+        q._load(state_vector(vector, "ClassificationQuality"))
         return q
 
     def _count_mask(self) -> NDArray[np.bool_]:
@@ -485,15 +479,9 @@ class ClassificationQuality:
 
     def _load(self, v: Array) -> None:
         name = "ClassificationQuality"
-        check(
-            v.size == self.vector.size,
-            name,
-            f"vector of {v.size} values does not fit this configuration ({self.vector.size})",
-        )
-        check(bool(np.isfinite(v).all()), name, "non-finite value in the vector")
-        counts = v[self._count_mask()]
-        check(bool((counts >= 0).all()), name, "negative count")
-        check(bool((counts == np.rint(counts)).all()), name, "non-integer count")
+        size = self.vector.size
+        counts = v[self._count_mask()] if v.size == size else v
+        check_state_vector(v, size, counts, name)
         self.vector = v.copy()
         check(self._value("log_loss") >= 0, name, "negative log-loss sum")
         check(

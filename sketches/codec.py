@@ -19,7 +19,15 @@ from numpy.typing import NDArray
 
 from sketches.exceptions import DecodeError
 
-__all__ = ["MAGIC", "Reader", "Writer", "field_float", "field_int"]
+__all__ = [
+    "MAGIC",
+    "Reader",
+    "Writer",
+    "check_state_vector",
+    "field_float",
+    "field_int",
+    "state_vector",
+]
 
 MAGIC = b"DL"
 _WIDTHS: dict[int, np.dtype[Any]] = {
@@ -173,3 +181,29 @@ def is_nonneg(values: NDArray[np.int64]) -> bool:
 
 def finite_or_nan(x: float) -> bool:
     return math.isfinite(x) or math.isnan(x)
+
+
+def state_vector(data: Any, name: str) -> NDArray[np.float64]:
+    """A sketch's state vector from its little-endian float64 bytes (what a store
+    adds element-wise) or from an array; :class:`DecodeError` naming ``name``
+    when the bytes are not whole float64s."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        if len(data) % 8:
+            raise DecodeError(f"{name}: {len(data)} bytes is not float64s")
+        return np.frombuffer(data, dtype="<f8").astype(np.float64)
+    return np.asarray(data, dtype=np.float64).ravel()
+
+
+def check_state_vector(
+    v: NDArray[np.float64], size: int, counts: NDArray[np.float64], name: str
+) -> None:
+    """The checks every state vector passes: ``size`` values, all finite, and its
+    ``counts`` (the count entries of ``v``) non-negative integers."""
+    check(
+        v.size == size,
+        name,
+        f"vector of {v.size} values does not fit this configuration ({size})",
+    )
+    check(bool(np.isfinite(v).all()), name, "non-finite value in the vector")
+    check(bool((counts >= 0).all()), name, "negative count")
+    check(bool((counts == np.rint(counts)).all()), name, "non-integer count")

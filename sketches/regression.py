@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from sketches.codec import Reader, Writer, check
+from sketches.codec import Reader, Writer, check, check_state_vector, state_vector
 from sketches.exceptions import DecodeError, IncompatibleSketchError
 from sketches.logbuckets import SignedLogBuckets
 
@@ -238,26 +238,13 @@ class RegressionQuality:
         """State from :meth:`to_vector` (or its little-endian bytes) and the
         configuration; raises :class:`DecodeError` if the vector does not fit it."""
         r = cls(shift, alpha=alpha, min_error=min_error, max_error=max_error)
-        if isinstance(vector, bytes | bytearray | memoryview):
-            if len(vector) % 8:
-                raise DecodeError(f"RegressionQuality: {len(vector)} bytes is not float64s")
-            v = np.frombuffer(vector, dtype="<f8").astype(np.float64)
-        else:
-            v = np.asarray(vector, dtype=np.float64).ravel()
-        r._load(v)
+        r._load(state_vector(vector, "RegressionQuality"))
         return r
 
     def _load(self, v: Array) -> None:
         name = "RegressionQuality"
-        check(
-            v.size == self.vector.size,
-            name,
-            f"vector of {v.size} values does not fit this configuration ({self.vector.size})",
-        )
-        check(bool(np.isfinite(v).all()), name, "non-finite value in the vector")
         counts = np.concatenate([v[: len(_COUNTS)], v[len(_COUNTS) + len(_SUMS) :]])
-        check(bool((counts >= 0).all()), name, "negative count")
-        check(bool((counts == np.rint(counts)).all()), name, "non-integer count")
+        check_state_vector(v, self.vector.size, counts, name)
         check(float(counts[3:].sum()) == v[2], name, "bucket counts do not add up to n")
         check(min(v[4], v[5], v[7], v[8]) >= 0, name, "negative sum of non-negative terms")
         self.vector = v.copy()
