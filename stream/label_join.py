@@ -55,6 +55,7 @@ __all__ = ["LABELS_PER_FLUSH", "LabelJoiner", "LabelStats"]
 
 log = logging.getLogger("driftline.labels")
 LABELS_PER_FLUSH = 20_000  # labels a partition folds before its state is written
+DECODE_CHUNK = 50  # label messages decoded at a time (arrays of 500: 25,000 labels)
 
 
 @dataclass
@@ -62,7 +63,7 @@ class _Partition:
     stored: int | None
     next_offset: int
     fold: LabelFold
-    waiting: dict[int, float] = field(default_factory=dict)  # offset -> first deferred (wall)
+    waiting: dict[int, float] = field(default_factory=dict)  # offset -> first consumed (wall)
 
 
 @dataclass
@@ -179,24 +180,36 @@ class LabelJoiner(PartitionOwner):
         return watermark(states, w.clock(), cfg.idle_timeout_s, 0.0)
 
     def _ready(self, st: _Partition, msg: Any, mark: float | None, newest: float) -> bool:
-        """Whether a message's labels may be joined now (see step 1)."""
+        """Whether a message's labels may be joined now (see step 1): they are not
+        newer than the stored predictions, or it was consumed ``label_wait`` ago."""
         if mark is not None and newest <= mark:
-            st.waiting.pop(msg.offset(), None)
             return True
-        now = self.w.clock()
-        since = st.waiting.setdefault(msg.offset(), now)
-        if now - since >= self.w.config.worker.label_wait_s:
-            st.waiting.pop(msg.offset(), None)
-            return True
-        return False
+        since = st.waiting.get(msg.offset(), self.w.clock())
+        return bool(self.w.clock() - since >= self.w.config.worker.label_wait_s)
 
     def _fold_partition(self, p: int, msgs: list[Any], mark: float | None) -> None:
         st = self.parts.get(p)
         if st is None:
             return
         msgs = [m for m in msgs if m.offset() >= st.next_offset]
-        if not msgs:
-            return
+        # every message's wait starts when it is first consumed, so that N waiting
+        # messages take one label_wait, not N of them
+        now = self.w.clock()
+        for m in msgs:
+            st.waiting.setdefault(m.offset(), now)
+        # decoded a chunk at a time: what the flush budget or a wait stops is not decoded
+        for c in range(0, len(msgs), DECODE_CHUNK):
+            chunk = msgs[c : c + DECODE_CHUNK]
+            done = self._fold_messages(p, st, chunk, mark)
+            for m in chunk[:done]:
+                st.waiting.pop(m.offset(), None)
+            if done < len(chunk):
+                assert self.consumer is not None
+                self.consumer.seek(TopicPartition(self.topic, p, chunk[done].offset()))
+                return
+
+    def _fold_messages(self, p: int, st: _Partition, msgs: list[Any], mark: float | None) -> int:
+        """Fold the messages that are ready, within the flush budget; returns how many."""
         values = [m.value() for m in msgs]
         batches, dead = decode_labels(
             values, self.w.config.models, self.w.config.worker.max_message_bytes
@@ -204,8 +217,6 @@ class LabelJoiner(PartitionOwner):
         newest = np.full(len(msgs), -math.inf)
         for b in batches:
             np.maximum.at(newest, np.asarray(b.msg_index, dtype=np.intp), b.ts)
-        # every message starts its wait now, so that N waiting messages take one
-        # label_wait, not N of them
         ready = [self._ready(st, m, mark, float(newest[k])) for k, m in enumerate(msgs)]
         upto = ready.index(False) if False in ready else len(msgs)
         if upto < len(msgs):
@@ -218,11 +229,8 @@ class LabelJoiner(PartitionOwner):
         room = LABELS_PER_FLUSH - st.fold.labels
         fit = int(np.searchsorted(np.cumsum(per_msg), room, side="right"))
         upto = min(upto, max(fit, 0 if st.fold.labels else 1))
-        if upto < len(msgs):
-            assert self.consumer is not None
-            self.consumer.seek(TopicPartition(self.topic, p, msgs[upto].offset()))
         if upto == 0:
-            return
+            return 0
         st.fold.labels += int(per_msg[:upto].sum())
         for k, dl in dead:
             if k < upto:
@@ -234,6 +242,7 @@ class LabelJoiner(PartitionOwner):
         st.fold.messages += upto
         self.stats.messages += upto
         st.next_offset = msgs[upto - 1].offset() + 1
+        return upto
 
     def _join(self, fold: LabelFold, msgs: list[Any], b: LabelBatch, rows: list[int]) -> None:
         spec = self.w.config.models[b.model].labels
