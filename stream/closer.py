@@ -39,6 +39,7 @@ import orjson
 
 from alerting.lifecycle import dump_state, load_state
 from alerting.rules import evaluate_window
+from alerting.settings import TrendRule
 from sketches import CategoricalCounter, QuantileSketch, ReferenceHistogram
 from stream.baseline import Baseline
 from stream.fold import WindowSketches
@@ -131,6 +132,12 @@ def load_sketches(raw: Mapping[Any, bytes]) -> WindowSketches | None:
         except ValueError:
             sk.prediction = CategoricalCounter.from_bytes(blob)
     return sk
+
+
+def _history_needed(trends: Sequence[TrendRule]) -> int:
+    """Earlier results the trend rules evaluated at close need (quality trends are
+    evaluated as windows mature, from the window qualities)."""
+    return max((t.windows for t in trends if not t.on_quality), default=1) - 1
 
 
 def _clean(value: Any) -> Any:
@@ -233,9 +240,7 @@ class WindowCloser:
             alerts.lifecycle,
             MuteStore(r, keys).matcher(model, w.clock()),
             version=baseline.version,
-            history=self._history(
-                model, start, max((t.windows for t in alerts.rules.trends), default=1) - 1
-            ),
+            history=self._history(model, start, _history_needed(alerts.rules.trends)),
         )
         if other:
             result["other_baseline_events"] = other
