@@ -149,6 +149,13 @@ def _count(minimum: int) -> Any:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum
 
 
+def _severity(t: Table, default: str) -> Any:
+    """A rule's ``severity`` key: one of :data:`~alerting.events.SEVERITIES`."""
+    return t.get(
+        "severity", default, lambda v: v in SEVERITIES, " or ".join(f'"{x}"' for x in SEVERITIES)
+    )
+
+
 def _strings(v: object) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) and x for x in v)
 
@@ -247,12 +254,7 @@ def _trends(t: Table, base: RuleSettings, features: Sequence[str]) -> tuple[Tren
             lambda v: v in ("rising", "falling", "either"),
             '"rising", "falling" or "either"',
         )
-        severity = e.get(
-            "severity",
-            "medium",
-            lambda v: v in SEVERITIES,
-            " or ".join(f'"{x}"' for x in SEVERITIES),
-        )
+        severity = _severity(e, "medium")
         feature = e.get("feature", None, lambda v: isinstance(v, str) and bool(v), "a feature name")
         rule = TrendRule(str(metric), int(windows), float(slope or 0), direction, severity, feature)
         if feature is not None and not rule.per_feature:
@@ -301,9 +303,7 @@ def _groups(t: Table, base: RuleSettings, features: Sequence[str]) -> tuple[KOfM
         if names and k > len(names):
             e.error("k", f"{k} is more than the group's {len(names)} features")
             continue
-        severity = e.get(
-            "severity", "high", lambda v: v in SEVERITIES, " or ".join(f'"{x}"' for x in SEVERITIES)
-        )
+        severity = _severity(e, "high")
         out.append(KOfM(str(name), int(k), tuple(names), severity))
     return tuple(out)
 
