@@ -63,10 +63,6 @@ def metric_value(r: Mapping[str, Any], metric: str, feature: str | None) -> floa
 
 def window_index(r: Mapping[str, Any]) -> float | None:
     """A window's start in window lengths (the x of a trend fit)."""
-    return _index(r)
-
-
-def _index(r: Mapping[str, Any]) -> float | None:
     w = r.get("window") or {}
     start, end = num(w.get("start")), num(w.get("end"))
     if start is None or end is None or end <= start:
@@ -78,7 +74,7 @@ def _one(ctx: Context, t: TrendRule, feature: str | None) -> Check | None:
     rows = [*ctx.history[-(t.windows - 1) :], ctx.result] if t.windows > 1 else [ctx.result]
     if len(rows) < t.windows:
         return None
-    xs = [_index(r) for r in rows]
+    xs = [window_index(r) for r in rows]
     ys = [metric_value(r, t.metric, feature) for r in rows]
     return slope_check(t, feature, xs, ys)
 
