@@ -173,7 +173,7 @@ class PredictionStore:
         Of an id found in several buckets, the newest prediction not after
         the label wins (the first found when all are after it).
         """
-        width_probe: list[list[tuple[str, int]]] = []  # per label: (key, slot in the reply)
+        probes_of: list[list[tuple[str, int]]] = []  # per label: (key, slot in the reply)
         fields: dict[str, list[str]] = {}
         for ident, t in zip(ids, label_ts.tolist(), strict=True):
             b, s = self._bucket(t, horizon_s), shard_of(ident)
@@ -183,7 +183,7 @@ class PredictionStore:
                 got = fields.setdefault(key, [])
                 probes.append((key, len(got)))
                 got.append(ident)
-            width_probe.append(probes)
+            probes_of.append(probes)
         pipe = self.client.pipeline(transaction=False)
         keys = list(fields)
         for key in keys:
@@ -193,7 +193,7 @@ class PredictionStore:
         except redis.RedisError as exc:
             raise StoreError(f"prediction records not read ({type(exc).__name__}): {exc}") from exc
         out: list[bytes | None] = []
-        for probes, t in zip(width_probe, label_ts.tolist(), strict=True):
+        for probes, t in zip(probes_of, label_ts.tolist(), strict=True):
             found = [v for key, slot in probes if (v := replies[key][slot]) is not None]
             if len(found) > 1:
                 before = [v for v in found if np.frombuffer(v[:8], "<f8")[0] <= t]
